@@ -1,0 +1,114 @@
+"""Retrieval metrics at scale: pytorch-metric-learning's AccuracyCalculator vs bgbias.
+
+Synthetic clustered embeddings shaped like the paper's test sets; each measurement runs in a
+fresh process so its peak RSS is its own. Same three metrics (MAP@R, P@1, R-Precision),
+k="max_bin_count", the query set as its own reference.
+
+    python bench/metrics.py [--only sop]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+SHAPES = {  # name: (items, classes, min per class, max per class)
+    "sop": (60_502, 11_316, 2, 12),
+    "cars": (8_131, 98, 60, 110),
+    "cub": (5_924, 100, 41, 60),
+}
+
+
+def embeddings_for(name: str):
+    import torch
+
+    n, classes, low, high = SHAPES[name]
+    rng = np.random.default_rng(0)
+    sizes = rng.integers(low, high + 1, size=classes)
+    sizes = np.maximum(low, np.round(sizes * n / sizes.sum()).astype(int))
+    sizes[-1] += n - sizes.sum()
+    labels = np.repeat(np.arange(classes), sizes)[:n]
+    centres = rng.normal(size=(classes, 128)).astype(np.float32)
+    x = centres[labels] + 1.2 * rng.normal(size=(len(labels), 128)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return torch.from_numpy(x), torch.from_numpy(labels)
+
+
+def worker(name: str, implementation: str) -> None:
+    import torch
+
+    embeddings, labels = embeddings_for(name)
+    start = time.perf_counter()
+    if implementation == "pml":
+        from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
+
+        calculator = AccuracyCalculator(
+            include=("mean_average_precision_at_r", "precision_at_1", "r_precision"),
+            k="max_bin_count",
+            device=torch.device("cpu"),
+        )
+        raw = calculator.get_accuracy(embeddings, labels)
+        values = {
+            "map_at_r": raw["mean_average_precision_at_r"],
+            "precision_at_1": raw["precision_at_1"],
+            "r_precision": raw["r_precision"],
+        }
+    else:
+        from bgbias.metrics import retrieval_metrics
+
+        values = retrieval_metrics(embeddings, labels)
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB -> MB on Linux
+    print(json.dumps({"seconds": seconds, "peak_mb": peak, "values": values}))
+
+
+def measure(name: str, implementation: str) -> dict:
+    result = subprocess.run(
+        [sys.executable, __file__, "--worker", name, implementation],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=list(SHAPES))
+    parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(*args.worker)
+        return
+    names = [args.only] if args.only else ["cub", "cars", "sop"]
+    header = f"{'shape':6s} {'impl':8s} {'seconds':>9s} {'peak RSS MB':>12s}"
+    print(f"{header}  MAP@R      P@1        R-Prec")
+    ratios = {}
+    for name in names:
+        rows = {impl: measure(name, impl) for impl in ("pml", "bgbias")}
+        for impl, row in rows.items():
+            v = row["values"]
+            print(
+                f"{name:6s} {impl:8s} {row['seconds']:9.2f} {row['peak_mb']:12.0f}  "
+                f"{v['map_at_r']:.8f} {v['precision_at_1']:.8f} {v['r_precision']:.8f}"
+            )
+        identical = max(
+            abs(rows["pml"]["values"][k] - rows["bgbias"]["values"][k])
+            for k in rows["pml"]["values"]
+        )
+        ratios[name] = rows["pml"]["seconds"] / rows["bgbias"]["seconds"]
+        print(
+            f"{name:6s} max |difference| {identical:.1e}; speed ratio (PML / bgbias) "
+            f"{ratios[name]:.2f}; peak RSS bgbias {rows['bgbias']['peak_mb'] / 1024:.2f} GB"
+        )
+    print("ratio: " + ", ".join(f"{k} {v:.2f}" for k, v in ratios.items()))
+
+
+if __name__ == "__main__":
+    main()

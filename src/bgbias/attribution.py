@@ -1,0 +1,249 @@
+"""SmoothGrad attribution maps and the attention score (PAPER.md section 7).
+
+For an image x (eval transform) and a reference embedding e0 (the model's embedding of a black
+image), 25 noisy copies x + N(0, (0.15 * (max x - min x))^2) are embedded; the loss is the mean
+over copies of the training loss's own distance between each copy's embedding and e0. The map
+is |mean over channels of d loss / d copy| summed over copies, then normalised to [0, 1] by its
+minimum and 99th percentile. The attention score measures how much of the map lies on the
+object's mask, relative to a uniform map.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from .data.transforms import PairedTransform, Recipe
+from .progress import progress_bar
+
+SAMPLES = 25
+NOISE_LEVEL = 0.15
+
+
+@torch.no_grad()
+def reference_embedding(
+    model: torch.nn.Module, recipe: Recipe, device: str | torch.device = "cpu"
+) -> torch.Tensor:
+    """e0: the embedding (D,) of a black 500x500 image through the eval transform."""
+    black, _ = PairedTransform(recipe, train=False)(Image.new("RGB", (500, 500)), None)
+    return model(black[None].to(device))[0]
+
+
+@contextlib.contextmanager
+def frozen(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """Eval mode and parameters not requiring grad (no weight gradients), restored after."""
+    was_training = model.training
+    requires = [p.requires_grad for p in model.parameters()]
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    try:
+        yield model
+    finally:
+        for p, r in zip(model.parameters(), requires, strict=True):
+            p.requires_grad_(r)
+        model.train(was_training)
+
+
+def draw_noise(
+    images: torch.Tensor,
+    samples: int = SAMPLES,
+    noise_level: float = NOISE_LEVEL,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """SmoothGrad noise (B, S, C, H, W), std 0.15 * value range per image, drawn image by image
+    (so chunking a dataset differently gives the same noise for the same generator)."""
+    out = torch.empty(len(images), samples, *images.shape[1:])
+    for i, image in enumerate(images):
+        spread = noise_level * float(image.max() - image.min())
+        out[i] = torch.randn(samples, *image.shape, generator=generator) * spread
+    return out
+
+
+def smoothgrad_maps(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    reference: torch.Tensor,
+    distance,
+    noise: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    images_per_pass: int = 1,
+    samples: int = SAMPLES,
+) -> torch.Tensor:
+    """Normalised SmoothGrad maps (B, H, W) in [0, 1].
+
+    images: (B, C, H, W) model inputs; reference: (D,) e0; distance: a pytorch-metric-learning
+    distance (the training loss's ``loss.distance``); noise: (B, S, C, H, W) or drawn from
+    ``generator``. ``images_per_pass`` images' copies share one forward/backward (use large
+    values on a GPU; on a CPU one image's 25 copies already fill the cores).
+    """
+    device = reference.device
+    if noise is None:
+        noise = draw_noise(images, samples, generator=generator)
+    samples = noise.shape[1]
+    maps = []
+    with frozen(model):
+        for start in range(0, len(images), images_per_pass):
+            x = images[start : start + images_per_pass].to(device)
+            n = len(x)
+            copies = (x[:, None] + noise[start : start + n].to(device)).flatten(0, 1)
+            copies.requires_grad_(True)
+            embeddings = model(copies)
+            d = distance(embeddings, reference[None].to(embeddings.dtype))  # (n * S, 1)
+            loss = d.view(n, samples).mean(dim=1).sum()  # per image: mean over its copies
+            (grad,) = torch.autograd.grad(loss, copies)
+            raw = grad.mean(dim=1).abs().view(n, samples, *grad.shape[-2:]).sum(dim=1)
+            maps.append(normalise(raw).cpu())
+    return torch.cat(maps)
+
+
+def normalise(maps: torch.Tensor) -> torch.Tensor:
+    """(B, H, W) -> clamp((A - min) / (q99 - min), 0, 1) per map; a flat map becomes zeros."""
+    flat = maps.flatten(1).float()
+    low = flat.min(dim=1, keepdim=True).values
+    high = torch.quantile(flat, 0.99, dim=1, keepdim=True)
+    span = high - low
+    scaled = torch.where(
+        span > 0,
+        (flat - low) / span.clamp(min=torch.finfo(flat.dtype).tiny),
+        torch.zeros_like(flat),
+    )
+    return scaled.clamp(0.0, 1.0).view_as(maps)
+
+
+def attention_score(attribution: torch.Tensor, mask: torch.Tensor) -> float:
+    """(sum(A*m)/sum(A) - mean(m)) / (1 - mean(m)) for an (H, W) map A and mask m in [0, 1].
+
+    1: all attribution on the object; 0: spread like a uniform map; < 0: on the background
+    (at least -mean(m) / (1 - mean(m))). Undefined, returned as NaN: an all-zero map (no
+    attribution), an empty mask (no object) and a full mask (no background). Aggregates
+    ignore NaN and report how many there were.
+    """
+    a = attribution.double().flatten()
+    m = mask.double().flatten()
+    if a.shape != m.shape:
+        raise ValueError(
+            f"attribution {tuple(attribution.shape)} and mask {tuple(mask.shape)} differ"
+        )
+    total = float(a.sum())
+    coverage = float(m.mean())
+    if total <= 0.0 or coverage <= 0.0 or coverage >= 1.0:
+        return math.nan
+    return (float((a * m).sum()) / total - coverage) / (1.0 - coverage)
+
+
+def read_scores(path) -> dict[str, float]:
+    """Scores already in a per-model CSV (``image,score``); a partly written last line, as a
+    killed run may leave, is dropped (and cut from the file, so appends stay clean)."""
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    data = path.read_bytes()
+    complete = data[: data.rfind(b"\n") + 1]
+    if len(complete) != len(data):
+        with open(path, "r+b") as handle:
+            handle.truncate(len(complete))
+    scores = {}
+    for line in complete.decode().splitlines()[1:]:
+        image, _, value = line.rpartition(",")
+        scores[image] = float(value)
+    return scores
+
+
+def score_dataset(
+    model: torch.nn.Module,
+    distance,
+    dataset,
+    csv_path,
+    seed: int = 0,
+    images_per_pass: int | None = None,
+    device: str | torch.device = "cpu",
+    limit: int | None = None,
+    progress: bool = True,
+) -> dict[str, float]:
+    """Attention score of every image of ``dataset`` (eval transform, with masks), appended to
+    ``csv_path`` as it goes; a rerun skips images already scored. Image i's SmoothGrad noise
+    comes from ``Generator(seed + i)``, so results do not depend on batching or resumption.
+    ``limit``: only a seeded random subset of that many images (the same for every model)."""
+    device = torch.device(device)
+    if images_per_pass is None:
+        images_per_pass = 16 if device.type == "cuda" else 1
+    csv_path = Path(csv_path)
+    scores = read_scores(csv_path)
+    ids = [s.id or str(s.image) for s in dataset.samples]
+    chosen = range(len(dataset))
+    if limit is not None and limit < len(dataset):
+        order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))
+        chosen = sorted(order[:limit].tolist())
+    todo = [i for i in chosen if ids[i] not in scores]
+    model = model.to(device)
+    reference = reference_embedding(model.eval(), model.recipe, device)
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    new_file = not csv_path.exists()
+    bar = progress_bar(len(todo), f"attention {csv_path.stem}", unit="img", disable=not progress)
+    with open(csv_path, "a") as handle:
+        if new_file:
+            handle.write("image,score\n")
+        for start in range(0, len(todo), images_per_pass):
+            chunk = todo[start : start + images_per_pass]
+            items = [dataset[i] for i in chunk]
+            images = torch.stack([x for x, _, _ in items])
+            noise = torch.cat(
+                [
+                    draw_noise(images[k : k + 1], generator=torch.Generator().manual_seed(seed + i))
+                    for k, i in enumerate(chunk)
+                ]
+            )
+            maps = smoothgrad_maps(
+                model, images, reference, distance, noise=noise, images_per_pass=images_per_pass
+            )
+            for i, attribution, (_, mask, _) in zip(chunk, maps, items, strict=True):
+                scores[ids[i]] = attention_score(attribution, mask[0])
+                handle.write(f"{ids[i]},{scores[ids[i]]!r}\n")
+            handle.flush()
+            bar.update(len(chunk))
+    bar.close()
+    return scores
+
+
+def summarize_scores(scores: dict[str, float]) -> dict[str, float]:
+    """mean and std (ddof=1) over defined scores, and how many were undefined (NaN)."""
+    values = torch.tensor([v for v in scores.values() if not math.isnan(v)], dtype=torch.float64)
+    return {
+        "mean": float(values.mean()) if len(values) else math.nan,
+        "std": float(values.std()) if len(values) > 1 else 0.0,
+        "images": len(scores),
+        "undefined": len(scores) - len(values),
+    }
+
+
+def figure_maps(loaded_models, dataset, count: int, seed: int = 0, device="cpu"):
+    """``count`` seeded random images of ``dataset`` and every model's map and score for them:
+    (images RGB (K, 3, H, W), {label: maps (K, H, W)}, {label: scores})."""
+    picks = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:count]
+    items = [dataset[int(i)] for i in picks]
+    maps, scores, rgb = {}, {}, None
+    for loaded in loaded_models:
+        model = loaded.model.to(device)
+        images = torch.stack([x for x, _, _ in items])
+        reference = reference_embedding(model.eval(), model.recipe, device)
+        noise = torch.cat(
+            [
+                draw_noise(
+                    images[k : k + 1], generator=torch.Generator().manual_seed(seed + int(i))
+                )
+                for k, i in enumerate(picks)
+            ]
+        )
+        maps[loaded.label] = smoothgrad_maps(model, images, reference, loaded.distance, noise=noise)
+        scores[loaded.label] = [
+            attention_score(a, m[0]) for a, (_, m, _) in zip(maps[loaded.label], items, strict=True)
+        ]
+        if rgb is None:
+            rgb = model.recipe.normalization.inverse(images)
+    return rgb, maps, scores

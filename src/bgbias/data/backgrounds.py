@@ -1,0 +1,194 @@
+"""Background banks: photos (or procedural textures) decoded once into one uint8 tensor.
+
+BGAugment draws its backgrounds from the ``val`` bank, the corrupted test from the disjoint
+``test`` bank (PAPER.md section 4). A bank is stored as an *atlas*: all backgrounds packed into
+one image, each with its edges replicated into a small border, so a whole batch of random crops
+is one ``grid_sample`` call (see :mod:`bgbias.augment`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import DataError, DataProblems
+from ..io import image_files, load_image
+from .procedural import texture
+from .transforms import resize_shorter
+
+BORDER = 2  # replicated pixels around each tile: bilinear taps at a crop's edge stay in its image
+BANK_SPLITS = ("val", "test")
+
+
+class BackgroundBank:
+    """N backgrounds of shorter side ``short_side``, packed into one uint8 atlas.
+
+    ``pixels``: uint8 (3, AH, AW); background i is ``pixels[:, y:y+h, x:x+w]`` with
+    (y, x) = ``origins[i]`` and (h, w) = ``sizes[i]``, surrounded by ``BORDER`` replicated pixels.
+    """
+
+    def __init__(
+        self,
+        pixels: torch.Tensor,
+        origins: torch.Tensor,
+        sizes: torch.Tensor,
+        names: list[str],
+        source: str,
+    ):
+        if pixels.dtype != torch.uint8 or pixels.dim() != 3 or pixels.shape[0] != 3:
+            raise ValueError("pixels must be uint8 of shape (3, AH, AW)")
+        if len(names) == 0:
+            raise DataError(f"{source}: background bank is empty")
+        self.pixels = pixels
+        self.origins = origins
+        self.sizes = sizes
+        self.names = names
+        self.source = source
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __repr__(self) -> str:
+        return f"BackgroundBank({self.source!r}, n={len(self)})"
+
+    @classmethod
+    def from_arrays(cls, images: list[np.ndarray], names: list[str], source: str) -> BackgroundBank:
+        """From uint8 (h, w, 3) arrays, already resized; packed on shelves, tallest first."""
+        if not images:
+            raise DataError(f"{source}: background bank is empty")
+        padded = [(a.shape[0] + 2 * BORDER, a.shape[1] + 2 * BORDER) for a in images]
+        area = sum(h * w for h, w in padded)
+        shelf_width = max(max(w for _, w in padded), math.ceil(math.sqrt(area)))
+        origins = [(0, 0)] * len(images)
+        y = x = shelf_height = 0
+        for i in sorted(range(len(images)), key=lambda k: -padded[k][0]):
+            h, w = padded[i]
+            if x + w > shelf_width:
+                y, x, shelf_height = y + shelf_height, 0, 0
+            origins[i] = (y + BORDER, x + BORDER)
+            x += w
+            shelf_height = max(shelf_height, h)
+        pixels = torch.zeros(3, y + shelf_height, shelf_width, dtype=torch.uint8)
+        for (oy, ox), array in zip(origins, images, strict=True):
+            chw = torch.from_numpy(np.array(array, dtype=np.float32)).permute(2, 0, 1)
+            tile = F.pad(chw[None], (BORDER,) * 4, mode="replicate")[0]
+            pixels[
+                :,
+                oy - BORDER : oy - BORDER + tile.shape[1],
+                ox - BORDER : ox - BORDER + tile.shape[2],
+            ] = tile.to(torch.uint8)
+        sizes = torch.tensor([a.shape[:2] for a in images], dtype=torch.long)
+        return cls(pixels, torch.tensor(origins, dtype=torch.long), sizes, names, source)
+
+    @classmethod
+    def from_folder(
+        cls, folder: str | os.PathLike, short_side: int, workers: int = 8
+    ) -> BackgroundBank:
+        """Every JPEG/PNG/WebP/... photo in ``folder`` (recursively), shorter side resized to
+        ``short_side``. An empty folder or an unreadable file raises, naming the file."""
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise DataError(f"{folder}: background folder not found")
+        files = image_files(folder)
+        if not files:
+            raise DataError(f"{folder}: background folder has no images (JPEG, PNG, WebP, ...)")
+
+        def decode(path: Path) -> np.ndarray | str:
+            try:
+                return np.asarray(resize_shorter(load_image(path), short_side))
+            except DataError as exc:
+                return str(exc)
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            decoded = list(pool.map(decode, files))
+        problems = [d for d in decoded if isinstance(d, str)]
+        if problems:
+            raise DataProblems(folder, problems)
+        return cls.from_arrays(decoded, [str(p.relative_to(folder)) for p in files], str(folder))
+
+    @classmethod
+    def procedural(
+        cls, count: int, short_side: int, seed: int, name: str = "procedural"
+    ) -> BackgroundBank:
+        """``count`` seeded textures, landscape or portrait, aspect up to 3:2 (no files needed)."""
+        rng = np.random.default_rng(seed)
+        images = []
+        for _ in range(count):
+            long_side = int(round(short_side * rng.uniform(1.0, 1.5)))
+            h, w = (short_side, long_side) if rng.uniform() < 0.5 else (long_side, short_side)
+            images.append(texture(np.random.default_rng(rng.integers(2**63)), h, w))
+        return cls.from_arrays(
+            images, [f"{name}-{i:04d}" for i in range(count)], f"{name}(seed={seed})"
+        )
+
+    def image(self, index: int) -> torch.Tensor:
+        """Background ``index`` as uint8 (3, h, w)."""
+        (y, x), (h, w) = self.origins[index].tolist(), self.sizes[index].tolist()
+        return self.pixels[:, y : y + h, x : x + w]
+
+    def fingerprints(self) -> list[str]:
+        """A content hash per background (finds the same photo in two banks)."""
+        return [
+            hashlib.sha1(self.image(i).contiguous().numpy().tobytes()).hexdigest()
+            for i in range(len(self))
+        ]
+
+    def atlas(self, device: torch.device | str, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """The atlas as RGB in [0, 1]: (1, 3, AH, AW) on ``device``."""
+        return self.pixels[None].to(device=device, dtype=dtype).div_(255.0)
+
+
+def check_disjoint(banks: dict[str, BackgroundBank]) -> None:
+    """Raise if any background appears in two banks (train/val/test must not share photos)."""
+    owner: dict[str, tuple[str, str]] = {}
+    problems = []
+    for split, bank in banks.items():
+        for name, fingerprint in zip(bank.names, bank.fingerprints(), strict=True):
+            if fingerprint in owner and owner[fingerprint][0] != split:
+                other_split, other_name = owner[fingerprint]
+                problems.append(
+                    f"background {name!r} of {split!r} is also in {other_split!r} as {other_name!r}"
+                )
+            owner.setdefault(fingerprint, (split, name))
+    if problems:
+        raise DataProblems("background banks", problems)
+
+
+def load_banks(
+    source: str | os.PathLike | None,
+    short_side: int,
+    splits: tuple[str, ...] = BANK_SPLITS,
+    seed: int = 0,
+    count: int = 100,
+) -> dict[str, BackgroundBank]:
+    """Banks per split, checked disjoint.
+
+    ``source``: a folder holding one sub-folder per split (``val/``, ``test/``, as the paper's
+    background sets), or None / ``"procedural"`` for seeded textures (``count`` per split).
+    """
+    if source is None or str(source) == "procedural":
+        banks = {
+            split: BackgroundBank.procedural(
+                count, short_side, seed=seed * 1000 + 17 + i, name=f"procedural-{split}"
+            )
+            for i, split in enumerate(BANK_SPLITS)
+            if split in splits
+        }
+    else:
+        root = Path(source)
+        missing = [s for s in splits if not (root / s).is_dir()]
+        if missing:
+            raise DataError(
+                f"{root}: background folder needs sub-folders {', '.join(splits)} "
+                f"(missing: {', '.join(missing)})"
+            )
+        banks = {split: BackgroundBank.from_folder(root / split, short_side) for split in splits}
+    check_disjoint(banks)
+    return banks

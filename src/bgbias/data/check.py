@@ -1,0 +1,91 @@
+"""`bgbias data check`: every problem of a dataset root at once, plus its split sizes."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..errors import DataError
+from .datasets import scan, select_split, verify_files
+
+
+@dataclass
+class DatasetReport:
+    root: str
+    splits: dict[str, dict[str, int]] = field(default_factory=dict)  # split -> classes, images
+    images: int = 0
+    missing_masks: int = 0
+    has_masks_folder: bool = False
+    unassigned_classes: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict:
+        return asdict(self) | {"ok": self.ok}
+
+    def format(self) -> str:
+        lines = [f"dataset {self.root}", f"{'split':<8}{'classes':>9}{'images':>9}"]
+        for split, sizes in self.splits.items():
+            lines.append(f"{split:<8}{sizes['classes']:>9}{sizes['images']:>9}")
+        if self.has_masks_folder:
+            lines.append(f"masks: {self.images - self.missing_masks} of {self.images} images")
+        else:
+            lines.append(
+                "masks: none (no masks/ folder; BGAugment and the corrupted test need them)"
+            )
+        if self.unassigned_classes:
+            lines.append(
+                f"{len(self.unassigned_classes)} class(es) in no split (unused), e.g. "
+                f"{self.unassigned_classes[0]!r}"
+            )
+        if self.problems:
+            lines.append(f"{len(self.problems)} problem(s):")
+            lines.extend(f"  - {p}" for p in self.problems)
+        else:
+            lines.append("no problems found")
+        return "\n".join(lines)
+
+
+def check_dataset(root: str | os.PathLike, verify: str = "full") -> DatasetReport:
+    """Scan ``root`` and report all problems instead of raising at the first one.
+
+    ``verify="full"`` decodes every image and mask (finds truncated files); ``"header"`` only
+    reads file headers (sizes), which is much faster on large datasets.
+    """
+    listing = scan(root)
+    report = DatasetReport(str(Path(root)), has_masks_folder=listing.masks_dir.is_dir())
+    report.problems.extend(listing.problems)
+    splits = list(listing.splits) if listing.splits is not None else ["all"]
+    if listing.splits is None:
+        report.problems.append(
+            f"{listing.root}: no splits.json (train/val/test undefined; "
+            f"write one with `bgbias data split {listing.root}`)"
+        )
+    assigned = set()
+    for split in splits:
+        try:
+            samples, classes, problems = select_split(listing, split, require_masks=False)
+        except DataError as exc:
+            report.problems.append(str(exc))
+            continue
+        assigned.update(classes)
+        # listing-level problems are already reported once above
+        report.problems.extend(p for p in problems if p not in listing.problems)
+        present = {s.class_name for s in samples}
+        report.splits[split] = {"classes": len(present), "images": len(samples)}
+        report.images += len(samples)
+        report.missing_masks += (
+            sum(1 for s in samples if s.mask is not None and not s.mask.is_file())
+            if report.has_masks_folder
+            else 0
+        )
+        if verify != "none":
+            existing = [s for s in samples if s.mask is None or s.mask.is_file()]
+            report.problems.extend(verify_files(existing, full=verify == "full"))
+    if listing.splits is not None:
+        report.unassigned_classes = [c for c in listing.classes if c not in assigned]
+    return report

@@ -1,0 +1,359 @@
+"""Datasets of (image, mask, label) with class-disjoint splits, on one common base.
+
+Every dataset bgbias reads is a :class:`FolderDataset` on disk, in one of two layouts::
+
+    ROOT/images/<class>/<file>           (folder tree: the class is the first folder), or
+    ROOT/index.csv                       (header ``path,label``; paths relative to ROOT/images)
+    ROOT/masks/<same relative path>.png  (one single-channel mask per image, same size)
+    ROOT/splits.json                     ({"train": [classes], "val": [...], "test": [...]})
+
+The official Cars196 / CUB-200-2011 / SOP files are brought into this layout by
+``bgbias data import``; the generated benchmark is written in it directly.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from ..errors import DataError, DataProblems
+from ..io import image_files, is_image_file, load_image, load_mask, read_size, write_json
+
+SPLITS = ("train", "val", "test")
+Transform = Callable[[Image.Image, "Image.Image | None"], tuple[torch.Tensor, torch.Tensor]]
+MASKS_HINT = "make them with `bgbias masks {root}/images {root}/masks`"
+
+
+@dataclass(frozen=True)
+class Sample:
+    image: Path
+    mask: Path | None
+    label: int
+    class_name: str
+    id: str = ""  # the image's path relative to ROOT/images: stable across runs and machines
+
+
+class MaskedImageDataset(Dataset):
+    """Items are ``(image, mask, label)``: the transform's image tensor (3, H, W), the mask
+    (1, H, W) in [0, 1] aligned with it, and the class index within this split."""
+
+    def __init__(
+        self,
+        samples: Sequence[Sample],
+        classes: Sequence[str],
+        transform: Transform | None = None,
+        name: str = "dataset",
+        cache: bool = False,
+    ):
+        self.samples = list(samples)
+        self.classes = list(classes)
+        self.transform = transform
+        self.name = name
+        counts = Counter(s.label for s in self.samples)
+        empty = [c for i, c in enumerate(self.classes) if counts[i] == 0]
+        if empty:
+            raise DataError(f"{name}: class(es) without images: {', '.join(empty[:10])}")
+        self.labels = np.array([s.label for s in self.samples], dtype=np.int64)
+        self._cache: dict[int, tuple[Image.Image, Image.Image | None]] | None = (
+            {} if cache else None
+        )
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def has_masks(self) -> bool:
+        return all(s.mask is not None for s in self.samples)
+
+    def load(self, index: int) -> tuple[Image.Image, Image.Image | None]:
+        """The decoded image (RGB) and mask (L) of one sample, before any transform."""
+        if self._cache is not None and index in self._cache:
+            return self._cache[index]
+        sample = self.samples[index]
+        image = load_image(sample.image)
+        mask = load_mask(sample.mask, image.size) if sample.mask is not None else None
+        if self._cache is not None:
+            self._cache[index] = (image, mask)
+        return image, mask
+
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """``dataset[i]``, or ``dataset[i, seed]``: the transform's randomness from that seed."""
+        index, seed = key if isinstance(key, tuple) else (key, None)
+        image, mask = self.load(index)
+        if self.transform is None:
+            raise DataError(f"{self.name}: no transform set (pass transform=PairedTransform(...))")
+        if seed is None:
+            x, m = self.transform(image, mask)
+        else:
+            x, m = self.transform(image, mask, torch.Generator().manual_seed(seed))
+        return x, m, int(self.labels[index])
+
+    def with_transform(self, transform: Transform | None) -> MaskedImageDataset:
+        """The same samples (and decoded-image cache) under another transform."""
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        clone.transform = transform
+        return clone
+
+
+class IndexedDataset(Dataset):
+    """Adds the item's index: ``(image, mask, label, index)`` (fixed per-item background draws)."""
+
+    def __init__(self, dataset: Dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        return (*self.dataset[index], index)
+
+
+@dataclass
+class Listing:
+    """What a dataset root holds: every image with its class, and the problems found."""
+
+    root: Path
+    images: list[tuple[str, str]] = field(default_factory=list)  # (relative path, class)
+    classes: list[str] = field(default_factory=list)
+    splits: dict[str, list[str]] | None = None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def masks_dir(self) -> Path:
+        return self.root / "masks"
+
+    def mask_path(self, relative: str) -> Path:
+        return self.masks_dir / Path(relative).with_suffix(".png")
+
+
+def scan(root: str | os.PathLike) -> Listing:
+    """List images, classes and splits of ``root``; structural problems go to ``.problems``."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: dataset folder not found")
+    listing = Listing(root)
+    images_dir = root / "images"
+    index = root / "index.csv"
+    if index.is_file():
+        _scan_index(listing, index, images_dir)
+    elif images_dir.is_dir():
+        _scan_tree(listing, images_dir)
+    else:
+        raise DataError(
+            f"{root}: not a dataset folder (expected {images_dir}/<class>/<image> or {index})"
+        )
+    listing.splits = _read_splits(listing)
+    return listing
+
+
+def _scan_tree(listing: Listing, images_dir: Path) -> None:
+    for class_dir in sorted(p for p in images_dir.iterdir() if p.is_dir()):
+        files = image_files(class_dir)
+        if not files:
+            listing.problems.append(f"{class_dir}: empty class (no images)")
+            continue
+        listing.classes.append(class_dir.name)
+        listing.images.extend((str(f.relative_to(images_dir)), class_dir.name) for f in files)
+    stray = [p for p in images_dir.iterdir() if p.is_file() and is_image_file(p)]
+    if stray:
+        listing.problems.append(
+            f"{images_dir}: {len(stray)} image(s) outside any class folder, e.g. {stray[0].name}"
+        )
+
+
+def _scan_index(listing: Listing, index: Path, images_dir: Path) -> None:
+    seen: dict[str, None] = {}
+    with open(index, newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None or [h.strip() for h in header[:2]] != ["path", "label"]:
+            raise DataError(f"{index}: first line must be the header 'path,label'")
+        for line_no, row in enumerate(reader, start=2):
+            if not row or all(not cell.strip() for cell in row):
+                continue
+            if len(row) < 2 or not row[0].strip() or not row[1].strip():
+                listing.problems.append(f"{index}:{line_no}: expected 'path,label', got {row!r}")
+                continue
+            relative, label = row[0].strip(), row[1].strip()
+            if not (images_dir / relative).is_file():
+                listing.problems.append(
+                    f"{images_dir / relative}: image file not found "
+                    f"(listed in {index.name}:{line_no})"
+                )
+                continue
+            listing.images.append((relative, label))
+            seen.setdefault(label)
+    listing.classes = list(seen)
+
+
+def _read_splits(listing: Listing) -> dict[str, list[str]] | None:
+    path = listing.root / "splits.json"
+    if not path.is_file():
+        return None
+    try:
+        splits = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: unreadable split file ({exc})") from None
+    if not isinstance(splits, dict) or not all(
+        isinstance(v, list) and all(isinstance(c, str) for c in v) for v in splits.values()
+    ):
+        raise DataError(f"{path}: must map split names to lists of class names")
+    owner: dict[str, str] = {}
+    known = set(listing.classes)
+    for split, members in splits.items():
+        if not members:
+            listing.problems.append(f"{path}: split {split!r} has no classes")
+        for cls in members:
+            if cls in owner and owner[cls] != split:
+                listing.problems.append(
+                    f"{path}: class {cls!r} is in both {owner[cls]!r} and {split!r} "
+                    "(splits must be class-disjoint)"
+                )
+            owner[cls] = split
+            if cls not in known:
+                listing.problems.append(f"{path}: class {cls!r} of split {split!r} has no images")
+    return splits
+
+
+def verify_files(samples: Sequence[Sample], full: bool, workers: int = 8) -> list[str]:
+    """Problems with the files of ``samples``: unreadable or, with ``full``, corrupt/truncated
+    images and masks, and masks whose size differs from their image's."""
+
+    def check(sample: Sample) -> str | None:
+        try:
+            if full:
+                image = load_image(sample.image)
+                if sample.mask is not None:
+                    load_mask(sample.mask, image.size)
+            else:
+                size = read_size(sample.image)
+                if sample.mask is not None:
+                    mask_size = read_size(sample.mask)
+                    if mask_size != size:
+                        return (
+                            f"{sample.mask}: mask is {mask_size[0]}x{mask_size[1]} but its "
+                            f"image is {size[0]}x{size[1]}"
+                        )
+        except DataError as exc:
+            return str(exc)
+        return None
+
+    if len(samples) < 64:
+        results = [check(s) for s in samples]
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            results = list(pool.map(check, samples, chunksize=64))
+    return [r for r in results if r is not None]
+
+
+class FolderDataset(MaskedImageDataset):
+    """A dataset root in the generic layout (see module docstring), one split of it."""
+
+    @classmethod
+    def open(
+        cls,
+        root: str | os.PathLike,
+        split: str = "train",
+        transform: Transform | None = None,
+        require_masks: bool = False,
+        verify: str = "header",
+        cache: bool = False,
+    ) -> FolderDataset:
+        """Open one split; every problem found raises at once as :class:`DataProblems`.
+
+        ``verify``: ``"none"`` (paths only), ``"header"`` (file headers: readable, mask size
+        matches image size) or ``"full"`` (decode every file: catches truncated images).
+        ``split="all"`` takes every class, with or without a split file.
+        """
+        if verify not in ("none", "header", "full"):
+            raise ValueError(f"verify must be 'none', 'header' or 'full', got {verify!r}")
+        listing = scan(root)
+        samples, classes, problems = select_split(listing, split, require_masks)
+        if verify != "none":
+            problems += verify_files(samples, full=verify == "full")
+        if problems:
+            raise DataProblems(listing.root, problems)
+        return cls(samples, classes, transform, name=f"{listing.root}[{split}]", cache=cache)
+
+
+def select_split(
+    listing: Listing, split: str, require_masks: bool
+) -> tuple[list[Sample], list[str], list[str]]:
+    """Samples and class order of ``split`` (labels follow the split file's class order)."""
+    problems = list(listing.problems)
+    root = listing.root
+    if split == "all":
+        classes = list(listing.classes)
+    elif listing.splits is None:
+        raise DataError(
+            f"{root}: no splits.json; split {split!r} is undefined "
+            f"(write one with `bgbias data split {root}` or use split='all')"
+        )
+    elif split not in listing.splits:
+        raise DataError(
+            f"{root}/splits.json: no split {split!r} (has: {', '.join(listing.splits)})"
+        )
+    else:
+        classes = list(listing.splits[split])
+    label_of = {c: i for i, c in enumerate(classes)}
+    has_masks = listing.masks_dir.is_dir()
+    if require_masks and not has_masks:
+        raise DataError(
+            f"{root}: no masks folder {listing.masks_dir}; " + MASKS_HINT.format(root=root)
+        )
+    samples = []
+    for relative, class_name in listing.images:
+        if class_name not in label_of:
+            continue
+        mask = listing.mask_path(relative) if has_masks else None
+        if mask is not None and not mask.is_file():
+            problems.append(f"{listing.root / 'images' / relative}: mask missing (expected {mask})")
+        samples.append(
+            Sample(root / "images" / relative, mask, label_of[class_name], class_name, relative)
+        )
+    return samples, classes, problems
+
+
+def write_class_split(
+    root: str | os.PathLike, fractions: dict[str, float], seed: int | None = None
+) -> dict[str, list[str]]:
+    """Write ROOT/splits.json assigning whole classes to splits by ``fractions``.
+
+    Classes are taken in sorted order (as the paper's splits are), or shuffled with ``seed``.
+    """
+    listing = scan(root)
+    classes = sorted(listing.classes)
+    if seed is not None:
+        classes = [classes[i] for i in np.random.default_rng(seed).permutation(len(classes))]
+    total = sum(fractions.values())
+    splits, start = {}, 0
+    names = list(fractions)
+    for i, name in enumerate(names):
+        end = (
+            len(classes)
+            if i == len(names) - 1
+            else start + round(len(classes) * fractions[name] / total)
+        )
+        splits[name] = classes[start:end]
+        start = end
+    empty = [n for n, members in splits.items() if not members]
+    if empty:
+        raise DataError(f"{root}: {len(classes)} classes are too few for splits {names}")
+    write_json(Path(root) / "splits.json", splits)
+    return splits

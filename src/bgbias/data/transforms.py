@@ -1,0 +1,241 @@
+"""Paired image + mask transforms and the preprocessing recipes of each backbone family.
+
+One random crop / flip is drawn per sample and applied to the image and its mask alike, so the
+mask keeps covering the same object pixels. Randomness comes from torch's global generator, which
+DataLoader seeds per worker (as torchvision does), unless a ``torch.Generator`` is passed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..registry import Registry
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """Maps RGB images in [0, 1] to a backbone's input space.
+
+    ``mean`` and ``std`` are in 0-255 units and in the order of ``channels`` (``"RGB"`` or
+    ``"BGR"``): the Caffe BN-Inception recipe is BGR, mean (104, 117, 128), std 1.
+    """
+
+    channels: str = "RGB"
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    std: tuple[float, float, float] = (255.0, 255.0, 255.0)
+
+    def __post_init__(self):
+        if self.channels not in ("RGB", "BGR"):
+            raise ValueError(f"channels must be 'RGB' or 'BGR', got {self.channels!r}")
+
+    def _stats(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(3, 1, 1)
+        std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(3, 1, 1)
+        return mean, std
+
+    def __call__(self, rgb01: torch.Tensor) -> torch.Tensor:
+        """(..., 3, H, W) RGB in [0, 1] -> normalised model input of the same shape."""
+        x = rgb01 if self.channels == "RGB" else rgb01.flip(-3)
+        mean, std = self._stats(x)
+        return (x * 255.0 - mean) / std
+
+    def inverse(self, x: torch.Tensor) -> torch.Tensor:
+        """Model input -> RGB in [0, 1] (for figures)."""
+        mean, std = self._stats(x)
+        rgb = (x * std + mean) / 255.0
+        return rgb if self.channels == "RGB" else rgb.flip(-3)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Resize the shorter side to ``resize``; train: RandomResizedCrop(``crop``, ``scale``,
+    ``ratio``) + horizontal flip; eval: center crop ``crop``; then ``normalization``."""
+
+    name: str
+    resize: int
+    crop: int
+    normalization: Normalization
+    scale: tuple[float, float] = (0.16, 1.0)
+    ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    flip: bool = True
+    extra: dict = field(default_factory=dict, compare=False)
+
+    def with_overrides(self, **changes) -> Recipe:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+RECIPES: Registry[Recipe] = Registry("transform recipe")
+RECIPES.register(
+    "bninception",
+    Recipe(
+        "bninception",
+        resize=256,
+        crop=227,
+        normalization=Normalization("BGR", (104.0, 117.0, 128.0), (1.0, 1.0, 1.0)),
+    ),
+)
+RECIPES.register(
+    "imagenet",
+    Recipe(
+        "imagenet",
+        resize=256,
+        crop=224,
+        normalization=Normalization("RGB", (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)),
+    ),
+)
+RECIPES.register(
+    "efficientnet_lite",
+    Recipe(
+        "efficientnet_lite",
+        resize=256,
+        crop=224,
+        normalization=Normalization("RGB", (127.0, 127.0, 127.0), (128.0, 128.0, 128.0)),
+    ),
+)
+RECIPES.register(
+    "generated",
+    Recipe(
+        "generated",
+        resize=64,
+        crop=64,
+        scale=(0.5, 1.0),
+        normalization=Normalization("RGB", (127.5, 127.5, 127.5), (64.0, 64.0, 64.0)),
+    ),
+)
+
+
+def random_resized_crop_boxes(
+    height: torch.Tensor,
+    width: torch.Tensor,
+    scale: tuple[float, float],
+    ratio: tuple[float, float],
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """(N, 4) boxes (top, left, crop_height, crop_width) for images of sizes (N,) ``height`` x
+    ``width``, drawn as torchvision's RandomResizedCrop does: 10 tries of a random area and
+    log-uniform aspect ratio, the first that fits wins, else a centre crop of clamped ratio."""
+    n = len(height)
+    height, width = height.double()[:, None], width.double()[:, None]
+    attempts = 10
+    area = (
+        height
+        * width
+        * torch.empty(n, attempts, dtype=torch.float64).uniform_(
+            scale[0], scale[1], generator=generator
+        )
+    )
+    log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
+    aspect = torch.exp(
+        torch.empty(n, attempts, dtype=torch.float64).uniform_(*log_ratio, generator=generator)
+    )
+    w = torch.round(torch.sqrt(area * aspect))
+    h = torch.round(torch.sqrt(area / aspect))
+    fits = (w > 0) & (w <= width) & (h > 0) & (h <= height)
+    first = fits.to(torch.int8).argmax(dim=1, keepdim=True)
+    h, w = h.gather(1, first)[:, 0], w.gather(1, first)[:, 0]
+    height, width = height[:, 0], width[:, 0]
+    corner = torch.rand(n, 2, dtype=torch.float64, generator=generator)
+    top = torch.floor(corner[:, 0] * (height - h + 1))
+    left = torch.floor(corner[:, 1] * (width - w + 1))
+    fallback = ~fits.any(dim=1)
+    if fallback.any():  # centre crop, aspect ratio clamped into the allowed range
+        fh, fw = height[fallback].clone(), width[fallback].clone()
+        in_ratio = fw / fh
+        narrow, wide = in_ratio < min(ratio), in_ratio > max(ratio)
+        fh[narrow] = torch.round(fw[narrow] / min(ratio))
+        fw[wide] = torch.round(fh[wide] * max(ratio))
+        h[fallback], w[fallback] = fh, fw
+        top[fallback] = torch.div(height[fallback] - fh, 2, rounding_mode="floor")
+        left[fallback] = torch.div(width[fallback] - fw, 2, rounding_mode="floor")
+    return torch.stack([top, left, h, w], dim=1)
+
+
+def random_resized_crop_params(
+    height: int,
+    width: int,
+    scale: tuple[float, float],
+    ratio: tuple[float, float],
+    generator: torch.Generator | None = None,
+) -> tuple[int, int, int, int]:
+    """One image's (top, left, crop_height, crop_width): see random_resized_crop_boxes."""
+    box = random_resized_crop_boxes(
+        torch.tensor([height]), torch.tensor([width]), scale, ratio, generator
+    )
+    top, left, h, w = (int(v) for v in box[0].tolist())
+    return top, left, h, w
+
+
+def resize_shorter(image: Image.Image, size: int) -> Image.Image:
+    """Resize so that the shorter side is ``size`` (torchvision ``Resize(int)`` semantics)."""
+    w, h = image.size
+    if min(w, h) == size:
+        return image
+    new = (size, int(size * h / w)) if w <= h else (int(size * w / h), size)
+    return image.resize(new, Image.BILINEAR)
+
+
+def center_crop_box(width: int, height: int, crop: int) -> tuple[int, int, int, int]:
+    """PIL box (left, top, right, bottom) of torchvision's CenterCrop; may reach outside
+    the image when it is smaller than ``crop`` (PIL pads with zeros)."""
+    top = int(round((height - crop) / 2.0))
+    left = int(round((width - crop) / 2.0))
+    return left, top, left + crop, top + crop
+
+
+def to_tensor(image: Image.Image) -> torch.Tensor:
+    """PIL image -> float tensor (C, H, W) in [0, 1]."""
+    array = np.asarray(image, dtype=np.uint8)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).float().div_(255.0)
+
+
+class PairedTransform:
+    """``(image, mask) -> (image_tensor (3, crop, crop), mask_tensor (1, crop, crop))``.
+
+    ``mask`` may be None (a dataset without masks): then an all-ones mask is returned, meaning
+    "everything is foreground", which leaves images unchanged under compositing.
+    """
+
+    def __init__(self, recipe: Recipe, train: bool):
+        self.recipe = recipe
+        self.train = train
+
+    def __repr__(self) -> str:
+        return f"PairedTransform({self.recipe.name}, train={self.train})"
+
+    def __call__(
+        self,
+        image: Image.Image,
+        mask: Image.Image | None,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        r = self.recipe
+        image = resize_shorter(image, r.resize)
+        if mask is not None:
+            mask = resize_shorter(mask, r.resize)
+        if self.train:
+            top, left, h, w = random_resized_crop_params(
+                image.height, image.width, r.scale, r.ratio, generator
+            )
+            box = (left, top, left + w, top + h)
+            image = image.crop(box).resize((r.crop, r.crop), Image.BILINEAR)
+            if mask is not None:
+                mask = mask.crop(box).resize((r.crop, r.crop), Image.BILINEAR)
+            if r.flip and torch.rand(1, generator=generator).item() < 0.5:
+                image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+                if mask is not None:
+                    mask = mask.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        else:
+            box = center_crop_box(image.width, image.height, r.crop)
+            image = image.crop(box)
+            if mask is not None:
+                mask = mask.crop(box)
+        x = r.normalization(to_tensor(image))
+        m = to_tensor(mask) if mask is not None else torch.ones(1, r.crop, r.crop)
+        return x, m

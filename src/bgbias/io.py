@@ -1,0 +1,120 @@
+"""File I/O with clear errors and atomic writes (a killed job never leaves a half-written file)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from PIL import Image, UnidentifiedImageError
+
+from .errors import DataError
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
+
+
+def is_image_file(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+
+
+def image_files(root: Path) -> list[Path]:
+    """Every image file under ``root``, sorted, following symbolic links (an imported dataset
+    links to the user's extracted folder instead of copying it)."""
+    found = []
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found.extend(Path(folder) / f for f in files if is_image_file(Path(f)))
+    return sorted(found)
+
+
+@contextlib.contextmanager
+def atomic_write(
+    path: str | os.PathLike, mode: str = "wb", durable: bool = False
+) -> Iterator[IO[Any]]:
+    """Write to a temporary file beside ``path`` and rename it into place on success.
+
+    A killed process never leaves a partial file at ``path``; ``durable`` also fsyncs, which
+    additionally survives an OS crash at ~1 ms per file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as handle:
+            yield handle
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    with atomic_write(path, "w") as handle:
+        json.dump(obj, handle, indent=2, sort_keys=False)
+        handle.write("\n")
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_write(path, "w") as handle:
+        handle.write(text)
+
+
+def save_image(image: Image.Image, path: str | os.PathLike, **save_kwargs: Any) -> None:
+    """Save a PIL image atomically; the format follows the suffix of ``path``."""
+    path = Path(path)
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"{path}: unknown image suffix")
+    with atomic_write(path, "wb") as handle:
+        image.save(handle, format=fmt, **save_kwargs)
+
+
+def load_image(path: str | os.PathLike) -> Image.Image:
+    """Decode an image fully as RGB; a missing, corrupt or truncated file raises DataError."""
+    return _load(path, "RGB", "image")
+
+
+def load_mask(path: str | os.PathLike, expected_size: tuple[int, int] | None = None) -> Image.Image:
+    """Decode a single-channel mask (0 = background, 255 = object) as mode ``L``.
+
+    ``expected_size`` is the (width, height) of the image the mask belongs to.
+    """
+    mask = _load(path, "L", "mask")
+    if expected_size is not None and mask.size != tuple(expected_size):
+        raise DataError(
+            f"{path}: mask is {mask.size[0]}x{mask.size[1]} but its image is "
+            f"{expected_size[0]}x{expected_size[1]}"
+        )
+    return mask
+
+
+def read_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(width, height) from the file header only, without decoding the pixels."""
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable image ({exc})") from None
+
+
+def _load(path: str | os.PathLike, mode: str, what: str) -> Image.Image:
+    try:
+        with Image.open(path) as image:
+            image.load()
+            if image.mode == "P" and what == "mask":
+                image = image.convert("L")
+            return image.convert(mode) if image.mode != mode else image.copy()
+    except FileNotFoundError:
+        raise DataError(f"{path}: {what} file not found") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise DataError(f"{path}: corrupt or truncated {what} ({exc})") from None

@@ -1,0 +1,140 @@
+"""The mask job: one PNG per image under MASKS, mirroring IMAGES' relative paths.
+
+Resumable (finished masks are skipped; every PNG is written to a temporary file and renamed, so
+a killed job never leaves a half-written mask), shardable across machines (``shard=(k, n)``
+takes every n-th image from the k-th), decoding and resizing overlapped with inference on a
+thread pool. A corrupt image is reported at the end, not fatal to the run.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..errors import BgbiasError, DataError
+from ..io import image_files, load_image, save_image, write_json
+from ..progress import progress_bar
+from .predictors import PREDICTORS, MaskPredictor
+
+
+@dataclass
+class MaskJobReport:
+    images: int = 0  # in this shard
+    already_done: int = 0
+    written: int = 0
+    failed: list[dict[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def images_per_second(self) -> float:
+        return self.written / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self) | {"images_per_second": round(self.images_per_second, 3)}
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"K/N"`` -> (K, N) with 0 <= K < N."""
+    try:
+        k, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise BgbiasError(f"--shard must be K/N, e.g. 0/4; got {text!r}") from None
+    if not 0 <= k < n:
+        raise BgbiasError(f"--shard K/N needs 0 <= K < N; got {text!r}")
+    return k, n
+
+
+def list_images(images_dir: Path) -> list[str]:
+    if not images_dir.is_dir():
+        raise DataError(f"{images_dir}: image folder not found")
+    return [str(p.relative_to(images_dir)) for p in image_files(images_dir)]
+
+
+def mask_file(masks_dir: Path, relative: str) -> Path:
+    return masks_dir / Path(relative).with_suffix(".png")
+
+
+def generate_masks(
+    images_dir: str | os.PathLike,
+    masks_dir: str | os.PathLike,
+    model: str = "u2net",
+    shard: tuple[int, int] = (0, 1),
+    device: str = "cpu",
+    batch_size: int | None = None,
+    workers: int = 2,
+    predictor: MaskPredictor | None = None,
+    progress: bool = True,
+) -> MaskJobReport:
+    """Masks for every image under ``images_dir`` (of this shard) that has none yet."""
+    images_dir, masks_dir = Path(images_dir), Path(masks_dir)
+    k, n = shard
+    files = list_images(images_dir)[k::n]
+    report = MaskJobReport(images=len(files))
+    todo = [f for f in files if not mask_file(masks_dir, f).is_file()]
+    report.already_done = len(files) - len(todo)
+    if predictor is None:
+        predictor = PREDICTORS.get(model)(device, batch_size, None)
+    started = time.perf_counter()
+    bar = progress_bar(len(todo), f"masks ({model})", unit="img", disable=not progress)
+
+    def prepare(relative: str):
+        image = load_image(images_dir / relative)
+        return image.size, predictor.preprocess(image)
+
+    def finish(relative: str, output, size) -> None:
+        save_image(predictor.postprocess(output, size), mask_file(masks_dir, relative))
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending: deque[tuple[str, Future]] = deque()
+        writes: list[tuple[str, Future]] = []
+        queue = iter(todo)
+        lookahead = max(2 * predictor.batch_size, workers * 2)
+
+        def refill() -> None:
+            while len(pending) < lookahead:
+                relative = next(queue, None)
+                if relative is None:
+                    return
+                pending.append((relative, pool.submit(prepare, relative)))
+
+        refill()
+        while pending:
+            batch = []
+            while pending and len(batch) < predictor.batch_size:
+                relative, future = pending.popleft()
+                try:
+                    batch.append((relative, *future.result()))
+                except DataError as exc:
+                    report.failed.append({"image": relative, "error": str(exc)})
+                    bar.update(1)
+            refill()  # decode the next images while the model runs
+            if not batch:
+                continue
+            outputs = predictor.predict([item[2] for item in batch])
+            for (relative, size, _), output in zip(batch, outputs, strict=True):
+                writes.append((relative, pool.submit(finish, relative, output, size)))
+            writes = _collect(writes, report, bar, wait=False)
+        _collect(writes, report, bar, wait=True)
+    bar.close()
+    report.seconds = round(time.perf_counter() - started, 3)
+    write_json(masks_dir / f"masks-report-{k}of{n}.json", report.to_dict() | {"model": model})
+    return report
+
+
+def _collect(writes, report: MaskJobReport, bar, wait: bool):
+    remaining = []
+    for relative, future in writes:
+        if not wait and not future.done():
+            remaining.append((relative, future))
+            continue
+        try:
+            future.result()
+            report.written += 1
+        except (OSError, DataError) as exc:
+            report.failed.append({"image": relative, "error": str(exc)})
+        bar.update(1)
+    return remaining

@@ -1,0 +1,269 @@
+"""Result tables (Markdown, LaTeX, CSV) and figures (PNG) from evaluation JSON files.
+
+The table has the paper's layout: one row per model (loss, with and without BGAugment), and per
+dataset a clean and a corrupted column (MAP@R x 100; corrupted as mean +- std over repeats).
+Cells with no result are shown as missing, never dropped.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import BgbiasError
+from .evaluation import row_label
+from .io import atomic_write
+
+MISSING = "–"
+METRIC_TITLES = {"map_at_r": "MAP@R", "precision_at_1": "P@1", "r_precision": "R-Precision"}
+
+
+@dataclass
+class Cell:
+    clean: float | None = None
+    corrupted_mean: float | None = None
+    corrupted_std: float | None = None
+    source: str | None = None
+
+
+@dataclass
+class Table:
+    metric: str
+    rows: list[str] = field(default_factory=list)
+    datasets: list[str] = field(default_factory=list)
+    cells: dict[tuple[str, str], Cell] = field(default_factory=dict)
+
+    def cell(self, row: str, dataset: str) -> Cell:
+        return self.cells.get((row, dataset), Cell())
+
+
+def find_results(paths: list[str | os.PathLike]) -> list[Path]:
+    """Evaluation JSON files among ``paths`` (folders are searched for ``*.eval.json``)."""
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found.extend(sorted(path.rglob("*.eval.json")))
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise BgbiasError(f"{path}: no such file or folder")
+    if not found:
+        raise BgbiasError(
+            f"no evaluation results (*.eval.json) in {', '.join(map(str, paths))}; "
+            "make them with `bgbias evaluate`"
+        )
+    return found
+
+
+def load_result(path: Path) -> dict[str, Any]:
+    try:
+        result = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise BgbiasError(f"{path}: not a readable evaluation result ({exc})") from None
+    if not isinstance(result, dict) or "clean" not in result or "model" not in result:
+        raise BgbiasError(f"{path}: not a bgbias evaluation result (no 'clean'/'model' keys)")
+    return result
+
+
+def build_table(results: list[dict[str, Any]], metric: str = "map_at_r") -> Table:
+    table = Table(metric)
+    for result in results:
+        row = row_label(result["model"])
+        dataset = str(result.get("dataset", {}).get("name", "dataset"))
+        corrupted = (result.get("corrupted") or {}).get(metric) or {}
+        table.cells[(row, dataset)] = Cell(
+            result["clean"].get(metric),
+            corrupted.get("mean"),
+            corrupted.get("std"),
+            result.get("path"),
+        )
+        if row not in table.rows:
+            table.rows.append(row)
+        if dataset not in table.datasets:
+            table.datasets.append(dataset)
+    table.rows.sort(key=lambda r: (r.split(" + ")[0].split(" (")[0], r))
+    return table
+
+
+def _pct(value: float | None) -> str:
+    return MISSING if value is None else f"{100 * value:.2f}"
+
+
+def _pct_std(mean: float | None, std: float | None, pm: str) -> str:
+    if mean is None:
+        return MISSING
+    return f"{100 * mean:.2f} {pm} {100 * (std or 0.0):.2f}"
+
+
+def to_markdown(table: Table) -> str:
+    title = METRIC_TITLES.get(table.metric, table.metric)
+    header = ["model"] + [f"{d} {kind}" for d in table.datasets for kind in ("clean", "corrupted")]
+    lines = [
+        f"{title} x 100 (corrupted: replaced test backgrounds, mean ± std over repeats)",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    for row in table.rows:
+        cells = [row]
+        for dataset in table.datasets:
+            c = table.cell(row, dataset)
+            cells += [_pct(c.clean), _pct_std(c.corrupted_mean, c.corrupted_std, "±")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def to_latex(table: Table) -> str:
+    title = METRIC_TITLES.get(table.metric, table.metric)
+    columns = "l" + "rr" * len(table.datasets)
+    lines = [
+        r"\begin{tabular}{" + columns + "}",
+        r"\toprule",
+        " & ".join(["Model"] + [rf"\multicolumn{{2}}{{c}}{{{_tex(d)}}}" for d in table.datasets])
+        + r" \\",
+        " & ".join([""] + ["clean", "corrupted"] * len(table.datasets)) + r" \\",
+        r"\midrule",
+    ]
+    for row in table.rows:
+        cells = [_tex(row)]
+        for dataset in table.datasets:
+            c = table.cell(row, dataset)
+            cells += [
+                _pct(c.clean).replace(MISSING, "--"),
+                _pct_std(c.corrupted_mean, c.corrupted_std, r"$\pm$").replace(MISSING, "--"),
+            ]
+        lines.append(" & ".join(cells) + r" \\")
+    lines += [
+        r"\bottomrule",
+        r"\end{tabular}",
+        f"% {title} x 100; corrupted: replaced test backgrounds, mean $\\pm$ std over repeats",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(table: Table) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["model", "dataset", "metric", "clean", "corrupted_mean", "corrupted_std"])
+    for row in table.rows:
+        for dataset in table.datasets:
+            c = table.cell(row, dataset)
+            writer.writerow(
+                [row, dataset, table.metric]
+                + [
+                    "" if v is None else f"{v:.6f}"
+                    for v in (c.clean, c.corrupted_mean, c.corrupted_std)
+                ]
+            )
+    return buffer.getvalue()
+
+
+FORMATS = {"md": to_markdown, "latex": to_latex, "csv": to_csv}
+
+
+def _tex(text: str) -> str:
+    return text.replace("_", r"\_").replace("&", r"\&").replace("%", r"\%")
+
+
+def bar_chart(table: Table, path: str | os.PathLike) -> Path:
+    """Grouped bars per model, clean vs corrupted (error bar: std over repeats); one panel per
+    dataset. Missing cells leave an empty slot."""
+    import numpy as np
+
+    plt = _pyplot()
+
+    n = len(table.datasets)
+    fig, axes = plt.subplots(
+        1, n, figsize=(max(5.0, 0.9 * len(table.rows) + 2) * n, 4.2), squeeze=False
+    )
+    x = np.arange(len(table.rows))
+    for ax, dataset in zip(axes[0], table.datasets, strict=True):
+        cells = [table.cell(r, dataset) for r in table.rows]
+        clean = [100 * c.clean if c.clean is not None else np.nan for c in cells]
+        mean = [100 * c.corrupted_mean if c.corrupted_mean is not None else np.nan for c in cells]
+        std = [
+            100 * (c.corrupted_std or 0.0) if c.corrupted_mean is not None else 0.0 for c in cells
+        ]
+        ax.bar(x - 0.2, clean, 0.4, label="clean", color="#4C72B0")
+        ax.bar(
+            x + 0.2, mean, 0.4, yerr=std, capsize=3, label="replaced backgrounds", color="#DD8452"
+        )
+        ax.set_xticks(x, table.rows, rotation=25, ha="right")
+        ax.set_ylabel(f"{METRIC_TITLES.get(table.metric, table.metric)} x 100")
+        ax.set_title(dataset)
+        ax.set_ylim(0, 100)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][0].legend(loc="upper right")
+    return _save(fig, path, dpi=120)
+
+
+def attention_table(summaries: dict[str, dict[str, float]], fmt: str = "md") -> str:
+    """Attention score per model, mean ± std over test images (Markdown or LaTeX)."""
+    if fmt == "latex":
+        lines = [
+            r"\begin{tabular}{lrr}",
+            r"\toprule",
+            r"Model & attention score & images \\",
+            r"\midrule",
+        ]
+        lines += [
+            f"{_tex(label)} & {s['mean']:.2f} $\\pm$ {s['std']:.2f} & {s['images']} \\\\"
+            for label, s in summaries.items()
+        ]
+        return "\n".join(lines + [r"\bottomrule", r"\end{tabular}"]) + "\n"
+    lines = ["| model | attention score | images | undefined |", "|---|---|---|---|"]
+    lines += [
+        f"| {label} | {s['mean']:.3f} ± {s['std']:.3f} | {s['images']} | {s['undefined']} |"
+        for label, s in summaries.items()
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def attribution_figure(images, maps: dict[str, Any], scores: dict[str, list[float]], path) -> Path:
+    """Rows: an image, then each model's attribution map over it (with its attention score).
+
+    images: (K, 3, H, W) RGB in [0, 1]; maps: label -> (K, H, W) in [0, 1].
+    """
+    plt = _pyplot()
+    k, cols = len(images), 1 + len(maps)
+    fig, axes = plt.subplots(k, cols, figsize=(2.4 * cols, 2.4 * k), squeeze=False)
+    for row in range(k):
+        rgb = images[row].permute(1, 2, 0).clamp(0, 1).numpy()
+        axes[row][0].imshow(rgb)
+        for col, (label, model_maps) in enumerate(maps.items(), start=1):
+            axes[row][col].imshow(rgb * 0.35)
+            axes[row][col].imshow(
+                model_maps[row].numpy(), cmap="inferno", alpha=0.75, vmin=0, vmax=1
+            )
+            axes[row][col].set_xlabel(f"score {scores[label][row]:.2f}", fontsize=8)
+            if row == 0:
+                axes[row][col].set_title(label, fontsize=9)
+        if row == 0:
+            axes[row][0].set_title("image", fontsize=9)
+        for ax in axes[row]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    return _save(fig, path, dpi=110)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display needed
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path, dpi: int) -> Path:
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_write(path, "wb") as handle:
+        fig.savefig(handle, format="png", dpi=dpi)
+    _pyplot().close(fig)
+    return path

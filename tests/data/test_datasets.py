@@ -1,0 +1,192 @@
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from bgbias.data.check import check_dataset
+from bgbias.data.datasets import FolderDataset, write_class_split
+from bgbias.data.transforms import RECIPES, PairedTransform
+from bgbias.errors import DataError, DataProblems
+from tests.helpers import write_folder_dataset
+
+
+def test_items_are_image_mask_label(folder_dataset):
+    transform = PairedTransform(RECIPES.get("generated"), train=True)
+    ds = FolderDataset.open(folder_dataset, "train", transform, require_masks=True)
+    assert len(ds) == 8 and ds.num_classes == 2 and ds.classes == ["c0", "c1"]
+    x, m, label = ds[5]
+    assert x.shape == (3, 64, 64) and m.shape == (1, 64, 64) and label == 1
+    assert 0 <= m.min() <= m.max() <= 1 and m.max() == 1.0
+
+
+def test_labels_follow_the_split_file_order(folder_dataset):
+    (folder_dataset / "splits.json").write_text(
+        json.dumps({"train": ["c1", "c0"], "val": ["c2", "c3"], "test": ["c4", "c5"]})
+    )
+    ds = FolderDataset.open(folder_dataset, "train")
+    assert ds.classes == ["c1", "c0"]
+    assert [s.class_name for s in ds.samples if s.label == 0] == ["c1"] * 4
+
+
+def test_index_csv_layout(tmp_path):
+    root = write_folder_dataset(tmp_path / "ds", {"x": 3, "y": 2})
+    rows = (
+        ["path,label"]
+        + [f"x/{i:03d}.png,10" for i in range(3)]
+        + [f"y/{i:03d}.png,20" for i in range(2)]
+    )
+    (root / "index.csv").write_text("\n".join(rows) + "\n")
+    (root / "splits.json").write_text(json.dumps({"test": ["20", "10"]}))
+    ds = FolderDataset.open(root, "test", require_masks=True)
+    assert ds.classes == ["20", "10"] and list(ds.labels) == [1, 1, 1, 0, 0]
+    assert ds.has_masks
+
+
+def test_missing_mask_is_named(folder_dataset):
+    (folder_dataset / "masks" / "c0" / "002.png").unlink()
+    with pytest.raises(
+        DataProblems, match=r"c0/002\.png: mask missing \(expected .*masks/c0/002\.png\)"
+    ):
+        FolderDataset.open(folder_dataset, "train")
+
+
+def test_mask_of_other_size_is_named(folder_dataset):
+    Image.new("L", (10, 10)).save(folder_dataset / "masks" / "c1" / "001.png")
+    with pytest.raises(
+        DataProblems, match=r"masks/c1/001\.png: mask is 10x10 but its image is 48x40"
+    ):
+        FolderDataset.open(folder_dataset, "train")
+
+
+def test_truncated_image_is_found_by_full_verification(folder_dataset):
+    path = folder_dataset / "images" / "c4" / "000.png"
+    path.write_bytes(path.read_bytes()[:-200])
+    FolderDataset.open(folder_dataset, "test", verify="header")  # the header is intact
+    with pytest.raises(DataProblems, match=r"c4/000\.png: corrupt or truncated image"):
+        FolderDataset.open(folder_dataset, "test", verify="full")
+    ds = FolderDataset.open(
+        folder_dataset, "test", PairedTransform(RECIPES.get("generated"), False)
+    )
+    with pytest.raises(DataError, match=r"c4/000\.png: corrupt or truncated image"):
+        ds[0]
+
+
+def test_empty_class_folder(folder_dataset):
+    (folder_dataset / "images" / "c9").mkdir()
+    with pytest.raises(DataProblems, match=r"images/c9: empty class"):
+        FolderDataset.open(folder_dataset, "train")
+
+
+def test_class_shared_between_splits(folder_dataset):
+    (folder_dataset / "splits.json").write_text(
+        json.dumps({"train": ["c0", "c1"], "val": ["c2"], "test": ["c1", "c5"]})
+    )
+    with pytest.raises(DataProblems, match=r"class 'c1' is in both 'train' and 'test'"):
+        FolderDataset.open(folder_dataset, "test")
+
+
+def test_missing_masks_folder_when_masks_are_required(folder_dataset):
+    import shutil
+
+    shutil.rmtree(folder_dataset / "masks")
+    ds = FolderDataset.open(folder_dataset, "train")  # fine without BGAugment
+    assert not ds.has_masks
+    with pytest.raises(DataError, match=r"bgbias masks .*/images .*/masks"):
+        FolderDataset.open(folder_dataset, "train", require_masks=True)
+
+
+def test_unknown_split_and_missing_split_file(folder_dataset):
+    with pytest.raises(DataError, match="no split 'dev'"):
+        FolderDataset.open(folder_dataset, "dev")
+    (folder_dataset / "splits.json").unlink()
+    with pytest.raises(DataError, match="no splits.json"):
+        FolderDataset.open(folder_dataset, "train")
+    assert len(FolderDataset.open(folder_dataset, "all")) == 24
+
+
+def test_not_a_dataset_folder(tmp_path):
+    with pytest.raises(DataError, match="dataset folder not found"):
+        FolderDataset.open(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="not a dataset folder"):
+        FolderDataset.open(tmp_path / "empty")
+
+
+def test_check_reports_every_problem_at_once(folder_dataset):
+    (folder_dataset / "masks" / "c0" / "000.png").unlink()
+    Image.new("L", (5, 5)).save(folder_dataset / "masks" / "c2" / "000.png")
+    cut = folder_dataset / "images" / "c4" / "001.png"
+    cut.write_bytes(cut.read_bytes()[:-200])
+    (folder_dataset / "images" / "c7").mkdir()
+    report = check_dataset(folder_dataset)
+    text = "\n".join(report.problems)
+    assert not report.ok and len(report.problems) == 4
+    for expected in (
+        "c0/000.png: mask missing",
+        "mask is 5x5",
+        "c4/001.png: corrupt or truncated",
+        "images/c7: empty class",
+    ):
+        assert expected in text
+    assert report.splits == {
+        "train": {"classes": 2, "images": 8},
+        "val": {"classes": 2, "images": 8},
+        "test": {"classes": 2, "images": 8},
+    }
+    assert report.missing_masks == 1
+
+
+def test_cached_dataset_decodes_each_file_once(folder_dataset, monkeypatch):
+    import bgbias.data.datasets as datasets
+
+    calls = []
+    original = datasets.load_image
+    monkeypatch.setattr(datasets, "load_image", lambda p: calls.append(p) or original(p))
+    ds = FolderDataset.open(
+        folder_dataset, "train", PairedTransform(RECIPES.get("generated"), True), cache=True
+    )
+    for _ in range(3):
+        ds[0]
+    assert len(calls) == 1
+    clone = ds.with_transform(PairedTransform(RECIPES.get("generated"), False))
+    clone[0]
+    assert len(calls) == 1 and clone.transform is not ds.transform
+
+
+def test_write_class_split_is_class_disjoint(tmp_path):
+    root = write_folder_dataset(tmp_path / "ds", {f"k{i}": 2 for i in range(10)})
+    splits = write_class_split(root, {"train": 0.5, "val": 0.2, "test": 0.3})
+    assert [len(v) for v in splits.values()] == [5, 2, 3]
+    assert splits["train"] == [f"k{i}" for i in range(5)]  # sorted order by default
+    assert FolderDataset.open(root, "val").classes == ["k5", "k6"]
+    with pytest.raises(DataError, match="too few"):
+        write_class_split(
+            root,
+            {
+                "a": 1,
+                "b": 1,
+                "c": 1,
+                "d": 1,
+                "e": 1,
+                "f": 1,
+                "g": 1,
+                "h": 1,
+                "i": 1,
+                "j": 1,
+                "k": 1,
+            },
+        )
+
+
+def test_dataset_works_in_a_dataloader_worker(folder_dataset):
+    ds = FolderDataset.open(folder_dataset, "val", PairedTransform(RECIPES.get("generated"), False))
+    loader = torch.utils.data.DataLoader(ds, batch_size=4, num_workers=1)
+    x, m, y = next(iter(loader))
+    assert x.shape == (4, 3, 64, 64) and m.shape == (4, 1, 64, 64) and y.tolist() == [0, 0, 0, 0]
+
+
+def test_paths_are_relative_to_root(folder_dataset):
+    ds = FolderDataset.open(folder_dataset, "train")
+    assert all(Path(s.image).is_relative_to(folder_dataset) for s in ds.samples)

@@ -1,0 +1,96 @@
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bgbias.data.datasets import FolderDataset
+from bgbias.data.generate import BenchmarkConfig, benchmark_matches, generate_benchmark, tree_digest
+from bgbias.errors import DataError
+
+SMALL = BenchmarkConfig(
+    image_size=32, train_classes=4, val_classes=2, test_classes=3, images_per_class=5, seed=3
+)
+
+
+def test_generation_is_byte_for_byte_reproducible(tmp_path):
+    generate_benchmark(tmp_path / "a", SMALL)
+    generate_benchmark(tmp_path / "b", SMALL)
+    assert tree_digest(tmp_path / "a") == tree_digest(tmp_path / "b")
+    other = BenchmarkConfig(**{**SMALL.__dict__, "seed": 4})
+    generate_benchmark(tmp_path / "c", other)
+    assert tree_digest(tmp_path / "a") != tree_digest(tmp_path / "c")
+
+
+def test_benchmark_is_a_folder_dataset_with_disjoint_splits(tmp_path):
+    manifest = generate_benchmark(tmp_path / "g", SMALL)
+    assert manifest["splits"] == {"train": 4, "val": 2, "test": 3}
+    splits = json.loads((tmp_path / "g" / "splits.json").read_text())
+    assert set(splits["train"]).isdisjoint(splits["test"]) and set(splits["val"]).isdisjoint(
+        splits["test"]
+    )
+    for split, n in manifest["splits"].items():
+        ds = FolderDataset.open(tmp_path / "g", split, require_masks=True, verify="full")
+        assert ds.num_classes == n and len(ds) == n * SMALL.images_per_class
+        image, mask = ds.load(0)
+        assert image.size == mask.size == (32, 32)
+    assert benchmark_matches(tmp_path / "g", SMALL)
+    assert not benchmark_matches(tmp_path / "g", BenchmarkConfig(seed=99))
+
+
+def test_masks_are_exact_object_silhouettes(tmp_path):
+    generate_benchmark(tmp_path / "g", SMALL)
+    ds = FolderDataset.open(tmp_path / "g", "train", require_masks=True)
+    for i in range(len(ds)):
+        _, mask = ds.load(i)
+        m = np.asarray(mask)
+        assert (m == 255).mean() > 0.05  # a sizeable object
+        assert (m == 0).mean() > 0.3  # and a visible background
+
+
+def _background_colour(root, class_name, k):
+    image = np.asarray(Image.open(root / "images" / class_name / f"{k:04d}.png"), dtype=float)
+    mask = np.asarray(Image.open(root / "masks" / class_name / f"{k:04d}.png")) == 0
+    return image[mask].mean(axis=0)
+
+
+def test_home_scene_is_a_per_class_shortcut(tmp_path):
+    config = BenchmarkConfig(
+        image_size=32,
+        train_classes=6,
+        val_classes=1,
+        test_classes=1,
+        images_per_class=6,
+        home_probability=1.0,
+        seed=1,
+    )
+    generate_benchmark(tmp_path / "g", config)
+    root = tmp_path / "g"
+    classes = json.loads((root / "splits.json").read_text())["train"]
+    colours = np.array([[_background_colour(root, c, k) for k in range(6)] for c in classes])
+    within = np.mean(
+        [
+            np.linalg.norm(colours[i] - colours[i].mean(0), axis=1).mean()
+            for i in range(len(classes))
+        ]
+    )
+    between = np.linalg.norm(colours.mean(1)[:, None] - colours.mean(1)[None], axis=2)
+    assert within < np.median(between[np.triu_indices(len(classes), 1)]) / 2
+
+
+def test_refuses_to_overwrite_without_permission(tmp_path):
+    (tmp_path / "g").mkdir()
+    (tmp_path / "g" / "keep.txt").write_text("user data")
+    with pytest.raises(DataError, match="not empty"):
+        generate_benchmark(tmp_path / "g", SMALL)
+    assert (tmp_path / "g" / "keep.txt").exists()
+    generate_benchmark(tmp_path / "g", SMALL, overwrite=True)
+    assert not (tmp_path / "g" / "keep.txt").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["g"]  # no temporary folder left behind
+
+
+def test_invalid_configs_are_rejected():
+    with pytest.raises(ValueError, match="images_per_class"):
+        BenchmarkConfig(images_per_class=1)
+    with pytest.raises(ValueError, match="home_probability"):
+        BenchmarkConfig(home_probability=1.5)

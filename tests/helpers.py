@@ -1,0 +1,68 @@
+"""Test helpers: tiny datasets written to tmp_path, so tests need no downloads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def write_folder_dataset(
+    root: Path,
+    classes: dict[str, int],
+    size: tuple[int, int] = (48, 40),
+    splits: dict[str, list[str]] | None = None,
+    masks: bool = True,
+    seed: int = 0,
+) -> Path:
+    """images/<class>/<i>.png with a bright rectangle on a dark random background, and its mask."""
+    rng = np.random.default_rng(seed)
+    width, height = size
+    for class_name, count in classes.items():
+        for i in range(count):
+            background = rng.integers(0, 80, size=(height, width, 3), dtype=np.uint8)
+            mask = np.zeros((height, width), dtype=np.uint8)
+            top, left = rng.integers(2, height // 3), rng.integers(2, width // 3)
+            mask[top : top + height // 2, left : left + width // 2] = 255
+            image = background.copy()
+            image[mask > 0] = rng.integers(150, 255, size=3, dtype=np.uint8)
+            (root / "images" / class_name).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image).save(root / "images" / class_name / f"{i:03d}.png")
+            if masks:
+                (root / "masks" / class_name).mkdir(parents=True, exist_ok=True)
+                Image.fromarray(mask).save(root / "masks" / class_name / f"{i:03d}.png")
+    if splits is not None:
+        (root / "splits.json").write_text(json.dumps(splits))
+    return root
+
+
+def write_onnx_masker(path: Path, layers: int = 0) -> Path:
+    """An ONNX model with U2Net's interface (input.1: 1x3x320x320 -> 1x1x320x320): the sigmoid of
+    the channel mean, after ``layers`` 3x3 convolutions (to make it as slow as a test needs)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes, inits, current = [], [], "input.1"
+    rng = np.random.default_rng(0)
+    for i in range(layers):
+        weight = rng.normal(0, 0.1, size=(3, 3, 3, 3)).astype(np.float32)
+        inits.append(numpy_helper.from_array(weight, f"w{i}"))
+        nodes.append(helper.make_node("Conv", [current, f"w{i}"], [f"c{i}"], pads=[1, 1, 1, 1]))
+        current = f"c{i}"
+    nodes.append(helper.make_node("ReduceMean", [current], ["mean"], axes=[1], keepdims=1))
+    nodes.append(helper.make_node("Sigmoid", ["mean"], ["d0"]))
+    graph = helper.make_graph(
+        nodes,
+        "masker",
+        [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, [1, 3, 320, 320])],
+        [helper.make_tensor_value_info("d0", TensorProto.FLOAT, [1, 1, 320, 320])],
+        initializer=inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)])
+    model.ir_version = 7
+    onnx.save(model, path)
+    return path

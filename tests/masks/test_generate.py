@@ -1,0 +1,149 @@
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bgbias.cli import main
+from bgbias.errors import BgbiasError
+from bgbias.masks.generate import generate_masks, parse_shard
+from bgbias.masks.predictors import U2NetPredictor
+from tests.helpers import write_onnx_masker
+
+
+def make_images(folder, count=6, seed=0):
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        sub = folder / ("a" if i % 2 else "b")
+        sub.mkdir(parents=True, exist_ok=True)
+        h, w = int(rng.integers(40, 90)), int(rng.integers(40, 90))
+        Image.fromarray(rng.integers(0, 255, size=(h, w, 3), dtype=np.uint8)).save(
+            sub / f"img{i}.jpg"
+        )
+    return folder
+
+
+@pytest.fixture
+def predictor(tmp_path):
+    return U2NetPredictor(write_onnx_masker(tmp_path / "masker.onnx"))
+
+
+def test_one_png_per_image_same_size_mirrored_path(tmp_path, predictor):
+    images = make_images(tmp_path / "images")
+    report = generate_masks(images, tmp_path / "masks", predictor=predictor, progress=False)
+    assert (report.images, report.written, report.already_done, report.failed) == (6, 6, 0, [])
+    for image in images.rglob("*.jpg"):
+        mask = Image.open(tmp_path / "masks" / image.relative_to(images).with_suffix(".png"))
+        assert mask.mode == "L" and mask.size == Image.open(image).size
+    assert not list((tmp_path / "masks").rglob("*.tmp"))
+    saved = json.loads((tmp_path / "masks" / "masks-report-0of1.json").read_text())
+    assert saved["written"] == 6
+
+
+def test_follows_rembg_pre_and_post_processing(tmp_path, predictor):
+    image = Image.fromarray(np.random.default_rng(1).integers(0, 200, (70, 50, 3), dtype=np.uint8))
+    x = predictor.preprocess(image)
+    resized = np.array(image.resize((320, 320), Image.Resampling.LANCZOS))
+    expected = (resized / resized.max() - [0.485, 0.456, 0.406]) / [0.229, 0.224, 0.225]
+    assert x.shape == (3, 320, 320) and x.dtype == np.float32
+    assert np.allclose(x, expected.transpose(2, 0, 1), atol=1e-6)
+    raw = np.linspace(2.0, 4.0, 320 * 320).reshape(320, 320).astype(np.float32)
+    mask = predictor.postprocess(raw, (50, 70))
+    direct = Image.fromarray(((raw - 2.0) / 2.0 * 255).astype("uint8"), "L").resize(
+        (50, 70), Image.Resampling.LANCZOS
+    )
+    assert np.array_equal(np.asarray(mask), np.asarray(direct))
+
+
+def test_resume_skips_finished_masks(tmp_path, predictor):
+    images = make_images(tmp_path / "images")
+    generate_masks(images, tmp_path / "masks", predictor=predictor, shard=(0, 2), progress=False)
+    first = {p: p.stat().st_mtime_ns for p in (tmp_path / "masks").rglob("*.png")}
+    assert len(first) == 3
+    report = generate_masks(images, tmp_path / "masks", predictor=predictor, progress=False)
+    assert (report.already_done, report.written) == (3, 3)
+    assert all(p.stat().st_mtime_ns == t for p, t in first.items())
+
+
+def test_shards_partition_the_images(tmp_path, predictor):
+    images = make_images(tmp_path / "images", count=7)
+    for k in range(3):
+        generate_masks(
+            images, tmp_path / "masks", predictor=predictor, shard=(k, 3), progress=False
+        )
+    assert len(list((tmp_path / "masks").rglob("*.png"))) == 7
+    assert parse_shard("2/3") == (2, 3)
+    for bad in ("3/3", "x", "1/0"):
+        with pytest.raises(BgbiasError, match="--shard"):
+            parse_shard(bad)
+
+
+def test_corrupt_image_is_reported_not_fatal(tmp_path, predictor):
+    images = make_images(tmp_path / "images")
+    (images / "a" / "broken.jpg").write_bytes(b"\xff\xd8\xff not really")
+    report = generate_masks(images, tmp_path / "masks", predictor=predictor, progress=False)
+    assert report.written == 6 and len(report.failed) == 1
+    assert "broken.jpg: corrupt or truncated image" in report.failed[0]["error"]
+
+
+def test_batched_inference_gives_the_same_masks(tmp_path):
+    pytest.importorskip("onnx")
+    model = write_onnx_masker(tmp_path / "masker.onnx", layers=2)
+    images = make_images(tmp_path / "images")
+    generate_masks(images, tmp_path / "one", predictor=U2NetPredictor(model), progress=False)
+    generate_masks(
+        images, tmp_path / "four", predictor=U2NetPredictor(model, batch_size=4), progress=False
+    )
+    for mask in (tmp_path / "one").rglob("*.png"):
+        twin = tmp_path / "four" / mask.relative_to(tmp_path / "one")
+        assert np.array_equal(np.asarray(Image.open(mask)), np.asarray(Image.open(twin)))
+
+
+@pytest.mark.slow
+def test_killed_job_resumes_with_every_mask_valid(tmp_path, monkeypatch):
+    model = write_onnx_masker(tmp_path / "slow.onnx", layers=40)
+    images = make_images(tmp_path / "images", count=60)
+    env = dict(os.environ, BGBIAS_TEST_MASK_MODEL=str(model))
+    script = (
+        "import os, sys; from bgbias.masks.generate import generate_masks; "
+        "from bgbias.masks.predictors import U2NetPredictor; "
+        "generate_masks(sys.argv[1], sys.argv[2], predictor=U2NetPredictor("
+        "os.environ['BGBIAS_TEST_MASK_MODEL'], threads=1), progress=False)"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", script, str(images), str(tmp_path / "masks")], env=env
+    )
+    deadline = time.time() + 120
+    while len(list((tmp_path / "masks").rglob("*.png"))) < 5 and time.time() < deadline:
+        time.sleep(0.05)
+    process.kill()
+    process.wait()
+    done = {p: p.stat().st_mtime_ns for p in (tmp_path / "masks").rglob("*.png")}
+    assert 5 <= len(done) < 60
+    for path in done:  # every mask left behind is a complete PNG
+        Image.open(path).load()
+    report = generate_masks(
+        images, tmp_path / "masks", predictor=U2NetPredictor(model), progress=False
+    )
+    assert report.already_done == len(done) and report.written == 60 - len(done)
+    assert all(p.stat().st_mtime_ns == t for p, t in done.items())  # none recomputed
+
+
+def test_cli_reports_failures_with_exit_code(tmp_path, monkeypatch, capsys):
+    import bgbias.masks.predictors as predictors
+
+    model = write_onnx_masker(tmp_path / "masker.onnx")
+    monkeypatch.setattr(predictors, "PREDICTORS", predictors.Registry("mask model"))
+    predictors.PREDICTORS.register("u2net", lambda device, batch, threads: U2NetPredictor(model))
+    images = make_images(tmp_path / "images", count=2)
+    (images / "bad.png").write_bytes(b"nope")
+    import bgbias.masks.generate as generate
+
+    monkeypatch.setattr(generate, "PREDICTORS", predictors.PREDICTORS)
+    assert main(["masks", str(images), str(tmp_path / "masks"), "--device", "cpu"]) == 1
+    out = capsys.readouterr().out
+    assert "2 mask(s) written" in out and "bad.png" in out

@@ -1,0 +1,110 @@
+import json
+import subprocess
+import sys
+
+from bgbias import __version__
+from bgbias.cli import main
+
+
+def test_version_and_help(capsys):
+    for argv in (["--version"], ["--help"]):
+        try:
+            main(argv)
+        except SystemExit as exc:
+            assert exc.code == 0
+    out = capsys.readouterr().out
+    assert f"bgbias {__version__}" in out and "usage: bgbias" in out
+
+
+def test_console_script_runs():
+    result = subprocess.run(
+        [sys.executable, "-m", "bgbias", "--version"], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and result.stdout.strip() == f"bgbias {__version__}"
+
+
+def test_generate_then_check(tmp_path, capsys):
+    out = tmp_path / "g"
+    assert (
+        main(
+            [
+                "data",
+                "generate",
+                str(out),
+                "--image-size",
+                "24",
+                "--train-classes",
+                "3",
+                "--val-classes",
+                "2",
+                "--test-classes",
+                "2",
+                "--images-per-class",
+                "3",
+            ]
+        )
+        == 0
+    )
+    assert "wrote 21 images" in capsys.readouterr().out
+    assert main(["data", "check", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "train           3        9" in text and "test            2        6" in text
+    assert "no problems found" in text
+    assert main(["data", "check", str(out), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] and report["splits"]["val"] == {"classes": 2, "images": 6}
+
+
+def test_check_fails_and_lists_problems(folder_dataset, capsys):
+    (folder_dataset / "masks" / "c1" / "000.png").unlink()
+    (folder_dataset / "images" / "empty_class").mkdir()
+    assert main(["data", "check", str(folder_dataset)]) == 1
+    text = capsys.readouterr().out
+    assert "2 problem(s)" in text and "c1/000.png: mask missing" in text and "empty class" in text
+
+
+def test_errors_are_one_line_messages_not_tracebacks(tmp_path, capsys):
+    assert main(["data", "check", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("bgbias: error: ") and "dataset folder not found" in err
+    assert "Traceback" not in err
+
+
+def test_generate_refuses_non_empty_folder(tmp_path, capsys):
+    (tmp_path / "x.txt").write_text("keep")
+    assert main(["data", "generate", str(tmp_path)]) == 2
+    assert "not empty" in capsys.readouterr().err
+
+
+def test_split_command(tmp_path, capsys):
+    from tests.helpers import write_folder_dataset
+
+    root = write_folder_dataset(tmp_path / "ds", {f"k{i}": 2 for i in range(10)})
+    assert (
+        main(["data", "split", str(root), "--train", "0.6", "--val", "0.2", "--test", "0.2"]) == 0
+    )
+    assert "train: 6 classes, val: 2 classes, test: 2 classes" in capsys.readouterr().out
+
+
+def test_overrides_may_stand_between_options(monkeypatch, tmp_path):
+    import bgbias.demo as demo
+
+    seen = {}
+
+    def fake_run(config):
+        seen["config"] = config
+        config.out.mkdir(parents=True)
+        (config.out / "table.md").write_text("table\n")
+        return {"conclusion": [], "wall_seconds": 0.0}
+
+    monkeypatch.setattr(demo, "run_demo", fake_run)
+    assert main(["demo", "--out", str(tmp_path / "d"), "a.b=1", "--backgrounds", "bgs", "c=2"]) == 0
+    assert seen["config"].overrides == ("a.b=1", "c=2") and seen["config"].backgrounds == "bgs"
+
+
+def test_unknown_options_are_still_errors(capsys):
+    try:
+        main(["demo", "--nope"])
+    except SystemExit as exc:
+        assert exc.code == 2
+    assert "unrecognized arguments: --nope" in capsys.readouterr().err

@@ -1,0 +1,272 @@
+import shutil
+import subprocess
+import sys
+import time
+
+import lightning as L
+import pytest
+import torch
+
+from bgbias.config import compose, preset_names, to_dict
+from bgbias.data.generate import BenchmarkConfig, generate_benchmark
+from bgbias.errors import CheckpointError, ConfigError, DataError
+from bgbias.losses import LOSSES
+from bgbias.training import (
+    EmbeddingModule,
+    MaskedDataModule,
+    TrainingDiverged,
+    fit,
+    load_checkpoint,
+)
+
+TINY = BenchmarkConfig(
+    image_size=32, train_classes=8, val_classes=3, test_classes=3, images_per_class=6, seed=5
+)
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bench") / "g"
+    generate_benchmark(root, TINY)
+    return root
+
+
+def small(root, out, *extra):
+    return [
+        "data.root=" + str(root),
+        "output_dir=" + str(out),
+        "data.check_sizes=false",
+        "model.pretrained=false",
+        "data.num_workers=0",
+        "data.batch_size=8",
+        "data.iterations_per_epoch=2",
+        "trainer.max_epochs=1",
+        "backgrounds.count=6",
+        "trainer.enable_progress_bar=false",
+        "trainer.accelerator=cpu",
+        *extra,
+    ]
+
+
+@pytest.mark.parametrize("name", preset_names())
+def test_every_preset_builds_model_loss_optimiser_and_data(name, bench, tmp_path):
+    config = compose(name, small(bench, tmp_path))
+    datamodule = MaskedDataModule(config)
+    datamodule.setup("fit")
+    module = EmbeddingModule(to_dict(config), datamodule.train_set.num_classes)
+    optimizer = module.configure_optimizers()
+    spec = LOSSES.get(config.loss.name)
+    assert type(module.loss_fn) is spec.factory
+    assert module.model.embedding_size == 128
+    assert module.model.recipe.name == datamodule.recipe.name
+    assert optimizer.param_groups[0]["lr"] == config.optimizer.lr
+    if spec.classification:
+        assert optimizer.param_groups[1]["lr"] == config.loss.lr
+        assert optimizer.param_groups[1]["params"][0] is next(module.loss_fn.parameters())
+    else:
+        assert len(optimizer.param_groups) == 1
+    assert (datamodule.replacer is not None) == datamodule.val_set.has_masks
+    batch = next(iter(datamodule.train_dataloader()))
+    assert batch[0].shape[0] == 8 and len(set(batch[2].tolist())) == 8 // spec.m_per_class
+
+
+@pytest.mark.parametrize("loss", list(LOSSES))
+def test_one_optimisation_step_per_loss(loss, bench, tmp_path):
+    # the paper's preset (BN-Inception, 227 px, RMSprop, lr_loss), without the ImageNet weights
+    config = compose(
+        f"cub200/{loss}/bgaugment",
+        small(bench, tmp_path, "data.iterations_per_epoch=1", "validate_untrained=false"),
+    )
+    datamodule = MaskedDataModule(config)
+    datamodule.setup("fit")
+    module = EmbeddingModule(to_dict(config), datamodule.train_set.num_classes)
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    trainer = L.Trainer(
+        max_steps=1,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        use_distributed_sampler=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(module, datamodule=datamodule)
+    after = module.state_dict()
+    assert not torch.equal(before["model.head.weight"], after["model.head.weight"])
+    if LOSSES.get(loss).classification:
+        assert not torch.equal(before["loss_fn.W"], after["loss_fn.W"])
+    # BatchNorm of a from-scratch backbone learns; running statistics moved
+    assert not torch.equal(
+        before["model.backbone.conv1_7x7_s2_bn.running_mean"],
+        after["model.backbone.conv1_7x7_s2_bn.running_mean"],
+    )
+
+
+def test_fit_writes_run_folder_and_checkpoints(bench, tmp_path):
+    config = compose(
+        "generated/multi_similarity/bgaugment",
+        small(bench, tmp_path / "run", "trainer.max_epochs=2"),
+    )
+    summary = fit(config)
+    run = tmp_path / "run"
+    assert (run / "config.yaml").is_file() and (run / "metrics.csv").is_file()
+    assert summary["best_checkpoint"] == str(run / "checkpoints" / "best.ckpt")
+    assert (run / "checkpoints" / "last.ckpt").is_file() and summary["steps"] == 4
+    header, *rows = (run / "metrics.csv").read_text().splitlines()
+    assert "val/clean/map_at_r" in header and "val/corrupted/map_at_r" in header
+    val_rows = [r for r in rows if r.split(",")[header.split(",").index("val/corrupted/map_at_r")]]
+    assert len(val_rows) == 3  # the untrained model first, then every epoch
+    module = load_checkpoint(run / "checkpoints" / "best.ckpt")
+    assert module.config.name == "generated/multi_similarity/bgaugment" and not module.training
+
+
+def test_resume_gives_the_uninterrupted_result(bench, tmp_path):
+    straight = compose(
+        "generated/arcface/bgaugment", small(bench, tmp_path / "a", "trainer.max_epochs=2")
+    )
+    fit(straight)
+    first = compose(
+        "generated/arcface/bgaugment", small(bench, tmp_path / "b", "trainer.max_epochs=1")
+    )
+    fit(first)
+    resumed = compose(
+        "generated/arcface/bgaugment",
+        small(bench, tmp_path / "b", "trainer.max_epochs=2", "resume=true"),
+    )
+    fit(resumed)
+    a = torch.load(tmp_path / "a" / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    b = torch.load(tmp_path / "b" / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    for key in a:
+        assert torch.allclose(a[key].float(), b[key].float(), atol=1e-6), key
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(bench, tmp_path):
+    fit(compose("generated/contrastive/base", small(bench, tmp_path)))
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    good = last.read_bytes()
+
+    class Poison(L.Callback):
+        def on_train_batch_start(self, trainer, module, batch, batch_idx):
+            with torch.no_grad():
+                module.model.head.weight.fill_(float("nan"))
+
+    config = compose(
+        "generated/contrastive/base", small(bench, tmp_path, "trainer.max_epochs=2", "resume=true")
+    )
+    with pytest.raises(TrainingDiverged, match=r"loss 'contrastive' became nan at step 2"):
+        fit(config, callbacks=[Poison()])
+    assert last.read_bytes() == good
+
+
+def test_bgaugment_without_masks_says_how_to_make_them(bench, tmp_path):
+    root = tmp_path / "nomasks"
+    shutil.copytree(bench, root)
+    shutil.rmtree(root / "masks")
+    with pytest.raises(DataError, match=r"bgbias masks .*/images .*/masks"):
+        fit(compose("generated/triplet/bgaugment", small(root, tmp_path / "run")))
+    fit(compose("generated/triplet/base", small(root, tmp_path / "run2")))  # clean training works
+
+
+def test_num_classes_must_match_the_train_split(bench, tmp_path):
+    with pytest.raises(ConfigError, match="loss.num_classes=99 but the train split .* has 8"):
+        fit(compose("generated/arcface/base", small(bench, tmp_path, "loss.num_classes=99")))
+
+
+def test_batch_needs_enough_classes(bench, tmp_path):
+    with pytest.raises(ConfigError, match="needs 16 train classes"):
+        fit(compose("generated/triplet/base", small(bench, tmp_path, "data.batch_size=64")))
+
+
+def test_paper_dataset_sizes_are_checked(bench, tmp_path):
+    overrides = [o for o in small(bench, tmp_path) if not o.startswith("data.check_sizes")]
+    with pytest.raises(DataError, match="train split has 8 classes, CUB-200-2011 .* has 75"):
+        fit(compose("cub200/triplet/base", overrides))
+
+
+def test_unknown_names_list_the_valid_ones(bench, tmp_path):
+    with pytest.raises(ConfigError, match="unknown loss 'magic'; valid: arcface, contrastive"):
+        fit(compose("generated/triplet/base", small(bench, tmp_path, "loss.name=magic")))
+    with pytest.raises(ConfigError, match="unknown backbone 'resnet9000'; valid: bninception"):
+        fit(compose("generated/triplet/base", small(bench, tmp_path, "model.backbone=resnet9000")))
+
+
+def test_foreign_and_corrupt_checkpoints(tmp_path):
+    torch.save({"state_dict": {}}, tmp_path / "foreign.ckpt")
+    with pytest.raises(CheckpointError, match="not a bgbias checkpoint"):
+        load_checkpoint(tmp_path / "foreign.ckpt")
+    (tmp_path / "cut.ckpt").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_checkpoint(tmp_path / "cut.ckpt")
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_on_cpu(bench, tmp_path):
+    from bgbias.data.registry import open_split
+    from bgbias.data.transforms import PairedTransform
+    from bgbias.evaluation import embed
+    from bgbias.metrics import retrieval_metrics
+
+    out = tmp_path / "ddp"
+    command = [
+        sys.executable,
+        "-m",
+        "bgbias",
+        "train",
+        "generated/multi_similarity/base",
+        *small(
+            bench,
+            out,
+            "trainer.devices=2",
+            "trainer.strategy=ddp",
+            "trainer.max_epochs=2",
+            "data.batch_size=8",
+        ),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    header, *rows = (out / "metrics.csv").read_text().splitlines()
+    column = header.split(",").index("val/clean/map_at_r")
+    logged = [float(r.split(",")[column]) for r in rows if r.split(",")[column]]
+    # the last epoch's validation, gathered over both processes, equals one process's
+    module = load_checkpoint(out / "checkpoints" / "last.ckpt")
+    val = open_split("generated", bench, "val", PairedTransform(module.model.recipe, False))
+    single = retrieval_metrics(embed(module.model, val, progress=False).clean, val.labels)
+    assert logged[-1] == pytest.approx(single["map_at_r"], abs=1e-5)
+
+
+@pytest.mark.slow
+def test_kill_and_resume(bench, tmp_path):
+    out = tmp_path / "killed"
+    args = small(bench, out, "trainer.max_epochs=6", "data.iterations_per_epoch=4")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bgbias", "train", "generated/triplet/bgaugment", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    last = out / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 300
+    while not last.exists() and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    process.kill()  # SIGKILL
+    process.wait()
+    assert last.exists()
+    epoch_killed = torch.load(last, weights_only=False)["epoch"]
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bgbias",
+            "train",
+            "generated/triplet/bgaugment",
+            *args,
+            "resume=true",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert torch.load(last, weights_only=False)["epoch"] == 6 > epoch_killed
