@@ -54,12 +54,14 @@ def test_every_preset_builds_model_loss_optimiser_and_data(name, bench, tmp_path
     datamodule = MaskedDataModule(config)
     datamodule.setup("fit")
     module = EmbeddingModule(to_dict(config), datamodule.train_set.num_classes)
-    optimizer = module.configure_optimizers()
+    configured = module.configure_optimizers()
+    optimizer = configured["optimizer"]
     spec = LOSSES.get(config.loss.name)
     assert type(module.loss_fn) is spec.factory
     assert module.model.embedding_size == 128
     assert module.model.recipe.name == datamodule.recipe.name
     assert optimizer.param_groups[0]["lr"] == config.optimizer.lr
+    assert ("lr_scheduler" in configured) == (config.optimizer.scheduler != "constant")
     if spec.classification:
         assert optimizer.param_groups[1]["lr"] == config.loss.lr
         assert optimizer.param_groups[1]["params"][0] is next(module.loss_fn.parameters())
@@ -122,20 +124,29 @@ def test_fit_writes_run_folder_and_checkpoints(bench, tmp_path):
     assert module.config.name == "generated/multi_similarity/bgaugment" and not module.training
 
 
+class StopAfterFirstEpoch(L.Callback):
+    """Ends the run after epoch 0 as a kill would, with the schedule of the full run."""
+
+    def on_validation_end(self, trainer, pl_module):
+        if trainer.current_epoch == 0 and not trainer.sanity_checking:
+            trainer.should_stop = True
+
+
 def test_resume_gives_the_uninterrupted_result(bench, tmp_path):
     straight = compose(
         "generated/arcface/bgaugment", small(bench, tmp_path / "a", "trainer.max_epochs=2")
     )
     fit(straight)
     first = compose(
-        "generated/arcface/bgaugment", small(bench, tmp_path / "b", "trainer.max_epochs=1")
+        "generated/arcface/bgaugment", small(bench, tmp_path / "b", "trainer.max_epochs=2")
     )
-    fit(first)
+    assert first.optimizer.scheduler == "cosine"  # the schedule's state must resume too
+    assert fit(first, callbacks=[StopAfterFirstEpoch()])["steps"] == 2
     resumed = compose(
         "generated/arcface/bgaugment",
         small(bench, tmp_path / "b", "trainer.max_epochs=2", "resume=true"),
     )
-    fit(resumed)
+    assert fit(resumed)["steps"] == 4
     a = torch.load(tmp_path / "a" / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
     b = torch.load(tmp_path / "b" / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
     for key in a:
@@ -253,7 +264,7 @@ def test_kill_and_resume(bench, tmp_path):
     process.kill()  # SIGKILL
     process.wait()
     assert last.exists()
-    epoch_killed = torch.load(last, weights_only=False)["epoch"]
+    step_killed = torch.load(last, weights_only=False)["global_step"]
     result = subprocess.run(
         [
             sys.executable,
@@ -269,4 +280,20 @@ def test_kill_and_resume(bench, tmp_path):
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert torch.load(last, weights_only=False)["epoch"] == 6 > epoch_killed
+    assert torch.load(last, weights_only=False)["global_step"] == 6 * 4 > step_killed
+
+
+def test_cosine_schedule_decays_every_group_to_zero_over_the_run():
+    from bgbias.optimizers import SCHEDULERS, build_optimizer
+
+    weights, loss_weights = torch.nn.Parameter(torch.ones(2)), torch.nn.Parameter(torch.ones(2))
+    optimizer = build_optimizer("adam", [weights], 1e-3, 0.0, 0.0, [loss_weights], 1e-2)
+    scheduler = SCHEDULERS.get("cosine")(optimizer, 10)
+    lrs = []
+    for _ in range(10):
+        optimizer.step()
+        scheduler.step()
+        lrs.append([group["lr"] for group in optimizer.param_groups])
+    assert lrs[4] == pytest.approx([5e-4, 5e-3])
+    assert lrs[-1] == pytest.approx([0.0, 0.0], abs=1e-12)
+    assert SCHEDULERS.get("constant")(optimizer, 10) is None

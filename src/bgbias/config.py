@@ -67,6 +67,7 @@ class OptimizerConfig:
     lr: float = 1e-6
     weight_decay: float = 1e-4
     momentum: float = 0.9
+    scheduler: str = "constant"  # or "cosine": decays every lr to 0 over max_epochs
 
 
 @dataclass
@@ -128,7 +129,7 @@ DATASET_PRESETS: dict[str, dict[str, Any]] = {
             "cache_images": True,
         },
         "model": {"backbone": "small_cnn", "pretrained": False, "embedding_size": 128},
-        "optimizer": {"name": "adam", "lr": 1e-3, "weight_decay": 0.0},
+        "optimizer": {"name": "adam", "lr": 1e-3, "weight_decay": 0.0, "scheduler": "cosine"},
         "trainer": {"max_epochs": 10},
     },
 }

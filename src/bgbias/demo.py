@@ -23,7 +23,7 @@ class DemoConfig:
     backgrounds: str | None = None  # folder with val/ and test/ photos; None: procedural banks
     benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
     loss: str = "normalized_softmax"  # the paper's m=1 sampler: most classes per batch
-    epochs: int = 8  # of 100 steps each: about 4 minutes on 2 CPU cores
+    epochs: int = 7  # of 100 steps each: 3 to 4 minutes in all on 2 CPU cores
     repeats: int = 5
     attention_images: int | None = 100  # seeded random test images scored per model (None: all)
     figure_images: int = 6

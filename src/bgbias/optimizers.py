@@ -31,6 +31,17 @@ OPTIMIZERS.register(
 )
 
 
+# Per-step schedules over the whole run; "constant" is the paper's (no schedule).
+SCHEDULERS: Registry = Registry("scheduler")
+SCHEDULERS.register("constant", lambda optimizer, total_steps: None)
+SCHEDULERS.register(
+    "cosine",
+    lambda optimizer, total_steps: torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, T_max=max(total_steps, 1)
+    ),
+)
+
+
 def build_optimizer(
     name: str,
     model_params: Iterable[torch.nn.Parameter],

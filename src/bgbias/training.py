@@ -41,7 +41,7 @@ from .io import atomic_write, write_text
 from .losses import LOSSES, build_loss
 from .metrics import retrieval_metrics
 from .models import EmbeddingModel, build_model
-from .optimizers import build_optimizer
+from .optimizers import SCHEDULERS, build_optimizer
 
 CHECKPOINT_FORMAT = 1
 
@@ -315,7 +315,7 @@ class EmbeddingModule(L.LightningModule):
     def configure_optimizers(self):
         cfg = self.config
         loss_params = [p for p in self.loss_fn.parameters() if p.requires_grad]
-        return build_optimizer(
+        optimizer = build_optimizer(
             cfg.optimizer.name,
             self.model.parameters(),
             cfg.optimizer.lr,
@@ -324,6 +324,14 @@ class EmbeddingModule(L.LightningModule):
             loss_params,
             cfg.loss.lr,
         )
+        total_steps = cfg.trainer.max_epochs * cfg.data.iterations_per_epoch
+        scheduler = SCHEDULERS.get(cfg.optimizer.scheduler)(optimizer, total_steps)
+        if scheduler is None:
+            return {"optimizer": optimizer}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
 
 
 def _first_occurrences(index: torch.Tensor) -> torch.Tensor:

@@ -7,6 +7,7 @@ from bgbias.data.transforms import (
     RECIPES,
     Normalization,
     PairedTransform,
+    random_resized_crop_boxes,
     random_resized_crop_params,
 )
 
@@ -81,3 +82,21 @@ def test_random_resized_crop_respects_scale_and_ratio():
         # rounding of w and h moves area and ratio by at most about a pixel
         assert 0.16 * 0.98 <= h * w / (200 * 300) <= 1.0
         assert 3 / 4 * 0.98 <= w / h <= 4 / 3 * 1.02
+
+
+def test_one_image_crop_equals_the_batched_crop_for_the_same_draws():
+    sizes = [(200, 300), (64, 64), (40, 400), (400, 40), (227, 256)]
+    for seed in range(40):
+        for height, width in sizes:
+            for scale, ratio in (((0.16, 1.0), (3 / 4, 4 / 3)), ((0.9, 1.0), (3.0, 4.0))):
+                one = random_resized_crop_params(
+                    height, width, scale, ratio, torch.Generator().manual_seed(seed)
+                )
+                batched = random_resized_crop_boxes(
+                    torch.tensor([height]),
+                    torch.tensor([width]),
+                    scale,
+                    ratio,
+                    torch.Generator().manual_seed(seed),
+                )
+                assert one == tuple(int(v) for v in batched[0].tolist())

@@ -162,12 +162,28 @@ def random_resized_crop_params(
     ratio: tuple[float, float],
     generator: torch.Generator | None = None,
 ) -> tuple[int, int, int, int]:
-    """One image's (top, left, crop_height, crop_width): see random_resized_crop_boxes."""
-    box = random_resized_crop_boxes(
-        torch.tensor([height]), torch.tensor([width]), scale, ratio, generator
-    )
-    top, left, h, w = (int(v) for v in box[0].tolist())
-    return top, left, h, w
+    """One image's (top, left, crop_height, crop_width): the same draws from ``generator`` and
+    the same box as ``random_resized_crop_boxes`` for one image, in scalar Python (the per-image
+    data path calls it for every sample; tensor ops on 10 numbers cost more than the maths)."""
+    attempts = 10
+    areas = torch.empty(attempts, dtype=torch.float64).uniform_(*scale, generator=generator)
+    log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
+    aspects = torch.empty(attempts, dtype=torch.float64).uniform_(*log_ratio, generator=generator)
+    corner = torch.rand(2, dtype=torch.float64, generator=generator).tolist()
+    for area_fraction, aspect in zip(areas.tolist(), aspects.exp().tolist(), strict=True):
+        area = height * width * area_fraction
+        w, h = round(math.sqrt(area * aspect)), round(math.sqrt(area / aspect))
+        if 0 < w <= width and 0 < h <= height:
+            top = math.floor(corner[0] * (height - h + 1))
+            left = math.floor(corner[1] * (width - w + 1))
+            return top, left, h, w
+    in_ratio = width / height  # centre crop, aspect ratio clamped into the allowed range
+    h, w = height, width
+    if in_ratio < min(ratio):
+        h = round(width / min(ratio))
+    elif in_ratio > max(ratio):
+        w = round(height * max(ratio))
+    return (height - h) // 2, (width - w) // 2, h, w
 
 
 def resize_shorter(image: Image.Image, size: int) -> Image.Image:
