@@ -31,9 +31,12 @@ def embeddings_for(name: str):
     n, classes, low, high = SHAPES[name]
     rng = np.random.default_rng(0)
     sizes = rng.integers(low, high + 1, size=classes)
-    sizes = np.maximum(low, np.round(sizes * n / sizes.sum()).astype(int))
-    sizes[-1] += n - sizes.sum()
-    labels = np.repeat(np.arange(classes), sizes)[:n]
+    sizes = np.clip(np.round(sizes * n / sizes.sum()), low, high).astype(int)
+    while (missing := n - int(sizes.sum())) != 0:  # +-1 on random classes, staying in bounds
+        step = 1 if missing > 0 else -1
+        room = np.flatnonzero(sizes + step <= high if step > 0 else sizes + step >= low)
+        sizes[rng.choice(room, size=min(abs(missing), len(room)), replace=False)] += step
+    labels = np.repeat(np.arange(classes), sizes)
     centres = rng.normal(size=(classes, 128)).astype(np.float32)
     x = centres[labels] + 1.2 * rng.normal(size=(len(labels), 128)).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)

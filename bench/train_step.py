@@ -73,7 +73,9 @@ def bare_rate(config, steps: int) -> float:
     module = EmbeddingModule(to_dict(config), datamodule.train_set.num_classes)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model, loss_fn = module.model.to(device).train(), module.loss_fn.to(device)
-    optimizer = module.configure_optimizers()
+    configured = module.configure_optimizers()
+    optimizer = configured["optimizer"]
+    scheduler = configured.get("lr_scheduler", {}).get("scheduler")
     loader = datamodule.train_dataloader()
     bf16 = resolve_precision(config.trainer.precision, "auto") == "bf16-mixed"
     images, start = 0, None
@@ -89,6 +91,8 @@ def bare_rate(config, steps: int) -> float:
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
         if start is not None:
             images += len(y)
     if device.type == "cuda":

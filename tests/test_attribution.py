@@ -115,9 +115,14 @@ def test_noise_scale_is_fifteen_percent_of_the_value_range():
 def test_frozen_restores_the_model(model):
     model.train()
     model.head.weight.requires_grad_(True)
+    convs = [p for p in model.parameters() if p.dim() == 4]
+    for p in convs:
+        p.data = p.data.contiguous()
     with frozen(model):
         assert not model.training and not any(p.requires_grad for p in model.parameters())
+        assert all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
     assert model.training and all(p.requires_grad for p in model.parameters())
+    assert all(p.is_contiguous() for p in convs)
 
 
 def test_reference_is_the_black_image_embedding(model):
