@@ -194,7 +194,8 @@ def score_dataset(
     csv_path.parent.mkdir(parents=True, exist_ok=True)
     new_file = not csv_path.exists()
     bar = progress_bar(len(todo), f"attention {csv_path.stem}", unit="img", disable=not progress)
-    with open(csv_path, "a") as handle:
+    # frozen once for the whole job: each smoothgrad_maps call then finds the weights ready
+    with frozen(model), open(csv_path, "a") as handle:
         if new_file:
             handle.write("image,score\n")
         for start in range(0, len(todo), images_per_pass):

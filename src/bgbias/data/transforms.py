@@ -109,6 +109,9 @@ RECIPES.register(
 )
 
 
+CROP_ATTEMPTS = 10  # torchvision's RandomResizedCrop: tries before the centre-crop fallback
+
+
 def random_resized_crop_boxes(
     height: torch.Tensor,
     width: torch.Tensor,
@@ -121,17 +124,16 @@ def random_resized_crop_boxes(
     log-uniform aspect ratio, the first that fits wins, else a centre crop of clamped ratio."""
     n = len(height)
     height, width = height.double()[:, None], width.double()[:, None]
-    attempts = 10
     area = (
         height
         * width
-        * torch.empty(n, attempts, dtype=torch.float64).uniform_(
+        * torch.empty(n, CROP_ATTEMPTS, dtype=torch.float64).uniform_(
             scale[0], scale[1], generator=generator
         )
     )
     log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
     aspect = torch.exp(
-        torch.empty(n, attempts, dtype=torch.float64).uniform_(*log_ratio, generator=generator)
+        torch.empty(n, CROP_ATTEMPTS, dtype=torch.float64).uniform_(*log_ratio, generator=generator)
     )
     w = torch.round(torch.sqrt(area * aspect))
     h = torch.round(torch.sqrt(area / aspect))
@@ -165,10 +167,11 @@ def random_resized_crop_params(
     """One image's (top, left, crop_height, crop_width): the same draws from ``generator`` and
     the same box as ``random_resized_crop_boxes`` for one image, in scalar Python (the per-image
     data path calls it for every sample; tensor ops on 10 numbers cost more than the maths)."""
-    attempts = 10
-    areas = torch.empty(attempts, dtype=torch.float64).uniform_(*scale, generator=generator)
+    areas = torch.empty(CROP_ATTEMPTS, dtype=torch.float64).uniform_(*scale, generator=generator)
     log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
-    aspects = torch.empty(attempts, dtype=torch.float64).uniform_(*log_ratio, generator=generator)
+    aspects = torch.empty(CROP_ATTEMPTS, dtype=torch.float64).uniform_(
+        *log_ratio, generator=generator
+    )
     corner = torch.rand(2, dtype=torch.float64, generator=generator).tolist()
     for area_fraction, aspect in zip(areas.tolist(), aspects.exp().tolist(), strict=True):
         area = height * width * area_fraction
