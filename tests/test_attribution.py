@@ -9,14 +9,10 @@ from bgbias.attribution import (
     draw_noise,
     frozen,
     normalise,
-    read_scores,
     reference_embedding,
-    score_dataset,
     smoothgrad_maps,
     summarize_scores,
 )
-from bgbias.data.datasets import FolderDataset
-from bgbias.data.transforms import RECIPES, PairedTransform
 from bgbias.models import build_model
 
 
@@ -129,20 +125,3 @@ def test_reference_is_the_black_image_embedding(model):
     black = model.recipe.normalization(torch.zeros(1, 3, 64, 64))
     with torch.no_grad():
         assert torch.allclose(reference_embedding(model, model.recipe), model(black)[0])
-
-
-def test_score_dataset_resumes_and_drops_a_partial_line(model, folder_dataset, tmp_path):
-    ds = FolderDataset.open(
-        folder_dataset, "test", PairedTransform(RECIPES.get("generated"), False), require_masks=True
-    )
-    csv_path = tmp_path / "scores.csv"
-    first = score_dataset(model, CosineSimilarity(), ds, csv_path, limit=3, progress=False)
-    assert len(first) == 3
-    with open(csv_path, "a") as handle:
-        handle.write("c5/003.pn")  # a killed run's half line
-    full = score_dataset(model, CosineSimilarity(), ds, csv_path, progress=False)
-    assert len(full) == len(ds) == 8
-    lines = csv_path.read_text().splitlines()
-    assert lines[0] == "image,score" and len(lines) == 9 and len(set(lines)) == 9
-    assert read_scores(csv_path) == pytest.approx(full, nan_ok=True)
-    assert all(first[k] == pytest.approx(full[k]) for k in first)  # same noise per image

@@ -64,7 +64,7 @@ def test_check_fails_and_lists_problems(folder_dataset, capsys):
 
 
 def test_errors_are_one_line_messages_not_tracebacks(tmp_path, capsys):
-    assert main(["data", "check", str(tmp_path / "missing")]) == 2
+    assert main(["data", "check", str(tmp_path / "missing")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("bgbias: error: ") and "dataset folder not found" in err
     assert "Traceback" not in err
@@ -72,7 +72,7 @@ def test_errors_are_one_line_messages_not_tracebacks(tmp_path, capsys):
 
 def test_generate_refuses_non_empty_folder(tmp_path, capsys):
     (tmp_path / "x.txt").write_text("keep")
-    assert main(["data", "generate", str(tmp_path)]) == 2
+    assert main(["data", "generate", str(tmp_path)]) == 1
     assert "not empty" in capsys.readouterr().err
 
 

@@ -5,6 +5,7 @@ from bgbias.config import (
     CORRUPTED_MONITOR,
     compose,
     from_dict,
+    monitor_key,
     preset,
     preset_names,
     to_dict,
@@ -41,12 +42,12 @@ def test_paper_hyperparameters():
     assert (
         c.model.backbone == "bninception" and c.model.embedding_size == 128 and c.model.pretrained
     )
-    assert c.bgaugment and c.monitor == CORRUPTED_MONITOR
+    assert c.mode == "bgaugment" and monitor_key(c) == CORRUPTED_MONITOR
     base = compose("sop/contrastive/base")
     assert base.loss.params == {"pos_margin": 0.2850, "neg_margin": 0.5130}
-    assert not base.bgaugment and base.monitor == CLEAN_MONITOR
+    assert base.mode == "base" and monitor_key(base) == CLEAN_MONITOR
     corrupted = compose("cars196/multi_similarity/base_corrupted")
-    assert not corrupted.bgaugment and corrupted.monitor == CORRUPTED_MONITOR
+    assert corrupted.mode == "base_corrupted" and monitor_key(corrupted) == CORRUPTED_MONITOR
     assert corrupted.loss.params == {"alpha": 14.359, "beta": 75.835, "base": 0.6616}
 
 
@@ -75,7 +76,7 @@ def test_bad_overrides():
 
 
 def test_unknown_preset_lists_how_to_find_them():
-    with pytest.raises(ConfigError, match="bgbias train --list"):
+    with pytest.raises(ConfigError, match="bgbias list presets"):
         preset("cub200/magic/base")
 
 

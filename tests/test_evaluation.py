@@ -69,7 +69,6 @@ def test_evaluate_a_bare_backbone_from_the_cli(folder_dataset, tmp_path, capsys)
         main(
             [
                 "evaluate",
-                "--backbone",
                 "small_cnn",
                 "--untrained",
                 "--dataset",
@@ -92,8 +91,8 @@ def test_evaluate_a_bare_backbone_from_the_cli(folder_dataset, tmp_path, capsys)
 
 
 def test_bare_backbone_needs_dataset_and_out(folder_dataset, capsys):
-    assert main(["evaluate", "--backbone", "small_cnn", "--untrained"]) == 2
-    assert "needs --dataset, --root and --out" in capsys.readouterr().err
+    assert main(["evaluate", "small_cnn", "--untrained"]) == 1
+    assert "not a bgbias checkpoint; pass --dataset, --root, --out" in capsys.readouterr().err
 
 
 def test_missing_background_folder(folder_dataset, tmp_path, capsys):
@@ -102,7 +101,6 @@ def test_missing_background_folder(folder_dataset, tmp_path, capsys):
         main(
             [
                 "evaluate",
-                "--backbone",
                 "small_cnn",
                 "--untrained",
                 "--dataset",
@@ -115,6 +113,6 @@ def test_missing_background_folder(folder_dataset, tmp_path, capsys):
                 str(tmp_path / "x.json"),
             ]
         )
-        == 2
+        == 1
     )
     assert "background folder has no images" in capsys.readouterr().err

@@ -11,12 +11,12 @@ from bgbias.config import compose, preset_names, to_dict
 from bgbias.data.generate import BenchmarkConfig, generate_benchmark
 from bgbias.errors import CheckpointError, ConfigError, DataError
 from bgbias.losses import LOSSES
+from bgbias.runs import load_trained_model
 from bgbias.training import (
     EmbeddingModule,
     MaskedDataModule,
     TrainingDiverged,
     fit,
-    load_checkpoint,
 )
 
 TINY = BenchmarkConfig(
@@ -120,8 +120,9 @@ def test_fit_writes_run_folder_and_checkpoints(bench, tmp_path):
     assert "val/clean/map_at_r" in header and "val/corrupted/map_at_r" in header
     val_rows = [r for r in rows if r.split(",")[header.split(",").index("val/corrupted/map_at_r")]]
     assert len(val_rows) == 3  # the untrained model first, then every epoch
-    module = load_checkpoint(run / "checkpoints" / "best.ckpt")
-    assert module.config.name == "generated/multi_similarity/bgaugment" and not module.training
+    trained = load_trained_model(run / "checkpoints" / "best.ckpt")
+    assert trained.config.name == "generated/multi_similarity/bgaugment"
+    assert not trained.model.training
 
 
 class StopAfterFirstEpoch(L.Callback):
@@ -197,19 +198,82 @@ def test_paper_dataset_sizes_are_checked(bench, tmp_path):
 
 
 def test_unknown_names_list_the_valid_ones(bench, tmp_path):
-    with pytest.raises(ConfigError, match="unknown loss 'magic'; valid: arcface, contrastive"):
+    with pytest.raises(ConfigError, match="loss.name='magic' is not one of arcface, contrastive"):
         fit(compose("generated/triplet/base", small(bench, tmp_path, "loss.name=magic")))
     with pytest.raises(ConfigError, match="unknown backbone 'resnet9000'; valid: bninception"):
         fit(compose("generated/triplet/base", small(bench, tmp_path, "model.backbone=resnet9000")))
 
 
+def _files(folder):
+    return {p: p.read_bytes() for p in folder.rglob("*") if p.is_file() and p.suffix != ".lock"}
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "trainer.precision=foo",
+        "data.batch_size=0",
+        "trainer.max_epochs=0",
+        "mode=fancy",
+        "data.verify=some",
+        "optimizer.scheduler=stepwise",
+        "backgrounds.count=0",
+    ],
+)
+def test_a_bad_config_touches_nothing_in_an_existing_run(bench, tmp_path, bad):
+    fit(compose("generated/contrastive/base", small(bench, tmp_path)))
+    before = _files(tmp_path)
+    key, value = bad.split("=")
+    with pytest.raises(ConfigError, match=key):
+        compose("generated/contrastive/base", small(bench, tmp_path, "resume=true", bad))
+    config = compose("generated/contrastive/base", small(bench, tmp_path, "resume=true"))
+    section, _, field = key.rpartition(".")
+    node = config[section] if section else config
+    node[field] = int(value) if value.isdigit() else value  # a config edited after composing
+    with pytest.raises(ConfigError, match=key):
+        fit(config)
+    assert _files(tmp_path) == before
+
+
+def test_one_training_per_run_folder(bench, tmp_path):
+    from filelock import FileLock
+
+    from bgbias.training.run_folder import LOCK_FILE
+
+    tmp_path.mkdir(exist_ok=True)
+    busy = pytest.raises(ConfigError, match="another training is running")
+    with FileLock(str(tmp_path / LOCK_FILE)), busy:
+        fit(compose("generated/contrastive/base", small(bench, tmp_path)))
+    assert not (tmp_path / "config.yaml").exists()
+
+
+def test_a_fresh_run_never_mixes_with_a_previous_one(bench, tmp_path):
+    fit(compose("generated/contrastive/base", small(bench, tmp_path)))
+    before = _files(tmp_path)
+    with pytest.raises(ConfigError, match="holds a previous run .* overwrite=true"):
+        fit(compose("generated/triplet/base", small(bench, tmp_path)))
+    assert _files(tmp_path) == before
+    fit(compose("generated/triplet/base", small(bench, tmp_path, "overwrite=true")))
+    assert "generated/triplet/base" in (tmp_path / "config.yaml").read_text()
+    assert load_trained_model(tmp_path / "checkpoints" / "best.ckpt").config.loss.name == "triplet"
+    assert not list(tmp_path.glob(".*replaced*"))
+
+
+def test_a_damaged_resume_checkpoint_fails_before_training(bench, tmp_path):
+    cut = tmp_path / "cut.ckpt"
+    cut.write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(CheckpointError, match="cut.ckpt: not a readable checkpoint"):
+        fit(compose("generated/contrastive/base", small(bench, tmp_path / "r", f"resume={cut}")))
+    assert not (tmp_path / "r").exists()
+
+
 def test_foreign_and_corrupt_checkpoints(tmp_path):
     torch.save({"state_dict": {}}, tmp_path / "foreign.ckpt")
     with pytest.raises(CheckpointError, match="not a bgbias checkpoint"):
-        load_checkpoint(tmp_path / "foreign.ckpt")
+        load_trained_model(tmp_path / "foreign.ckpt")
     (tmp_path / "cut.ckpt").write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(CheckpointError, match="not a readable checkpoint"):
-        load_checkpoint(tmp_path / "cut.ckpt")
+        load_trained_model(tmp_path / "cut.ckpt")
 
 
 @pytest.mark.slow
@@ -241,7 +305,7 @@ def test_ddp_two_processes_on_cpu(bench, tmp_path):
     column = header.split(",").index("val/clean/map_at_r")
     logged = [float(r.split(",")[column]) for r in rows if r.split(",")[column]]
     # the last epoch's validation, gathered over both processes, equals one process's
-    module = load_checkpoint(out / "checkpoints" / "last.ckpt")
+    module = load_trained_model(out / "checkpoints" / "last.ckpt")
     val = open_split("generated", bench, "val", PairedTransform(module.model.recipe, False))
     single = retrieval_metrics(embed(module.model, val, progress=False).clean, val.labels)
     assert logged[-1] == pytest.approx(single["map_at_r"], abs=1e-5)

@@ -13,13 +13,11 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Iterator
-from pathlib import Path
 
 import torch
 from PIL import Image
 
 from .data.transforms import PairedTransform, Recipe
-from .progress import progress_bar
 
 SAMPLES = 25
 NOISE_LEVEL = 0.15
@@ -145,79 +143,15 @@ def attention_score(attribution: torch.Tensor, mask: torch.Tensor) -> float:
     return (float((a * m).sum()) / total - coverage) / (1.0 - coverage)
 
 
-def read_scores(path) -> dict[str, float]:
-    """Scores already in a per-model CSV (``image,score``); a partly written last line, as a
-    killed run may leave, is dropped (and cut from the file, so appends stay clean)."""
-    path = Path(path)
-    if not path.is_file():
-        return {}
-    data = path.read_bytes()
-    complete = data[: data.rfind(b"\n") + 1]
-    if len(complete) != len(data):
-        with open(path, "r+b") as handle:
-            handle.truncate(len(complete))
-    scores = {}
-    for line in complete.decode().splitlines()[1:]:
-        image, _, value = line.rpartition(",")
-        scores[image] = float(value)
-    return scores
-
-
-def score_dataset(
-    model: torch.nn.Module,
-    distance,
-    dataset,
-    csv_path,
-    seed: int = 0,
-    images_per_pass: int | None = None,
-    device: str | torch.device = "cpu",
-    limit: int | None = None,
-    progress: bool = True,
-) -> dict[str, float]:
-    """Attention score of every image of ``dataset`` (eval transform, with masks), appended to
-    ``csv_path`` as it goes; a rerun skips images already scored. Image i's SmoothGrad noise
-    comes from ``Generator(seed + i)``, so results do not depend on batching or resumption.
-    ``limit``: only a seeded random subset of that many images (the same for every model)."""
-    device = torch.device(device)
-    if images_per_pass is None:
-        images_per_pass = 16 if device.type == "cuda" else 1
-    csv_path = Path(csv_path)
-    scores = read_scores(csv_path)
-    ids = [s.id or str(s.image) for s in dataset.samples]
-    chosen = range(len(dataset))
-    if limit is not None and limit < len(dataset):
-        order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))
-        chosen = sorted(order[:limit].tolist())
-    todo = [i for i in chosen if ids[i] not in scores]
-    model = model.to(device)
-    reference = reference_embedding(model.eval(), model.recipe, device)
-    csv_path.parent.mkdir(parents=True, exist_ok=True)
-    new_file = not csv_path.exists()
-    bar = progress_bar(len(todo), f"attention {csv_path.stem}", unit="img", disable=not progress)
-    # frozen once for the whole job: each smoothgrad_maps call then finds the weights ready
-    with frozen(model), open(csv_path, "a") as handle:
-        if new_file:
-            handle.write("image,score\n")
-        for start in range(0, len(todo), images_per_pass):
-            chunk = todo[start : start + images_per_pass]
-            items = [dataset[i] for i in chunk]
-            images = torch.stack([x for x, _, _ in items])
-            noise = torch.cat(
-                [
-                    draw_noise(images[k : k + 1], generator=torch.Generator().manual_seed(seed + i))
-                    for k, i in enumerate(chunk)
-                ]
-            )
-            maps = smoothgrad_maps(
-                model, images, reference, distance, noise=noise, images_per_pass=images_per_pass
-            )
-            for i, attribution, (_, mask, _) in zip(chunk, maps, items, strict=True):
-                scores[ids[i]] = attention_score(attribution, mask[0])
-                handle.write(f"{ids[i]},{scores[ids[i]]!r}\n")
-            handle.flush()
-            bar.update(len(chunk))
-    bar.close()
-    return scores
+def seeded_noise(images: torch.Tensor, seeds: list[int]) -> torch.Tensor:
+    """SmoothGrad noise (B, S, C, H, W) with image k's noise from ``Generator(seeds[k])``: an
+    image's map does not depend on what else is in its batch."""
+    return torch.cat(
+        [
+            draw_noise(images[k : k + 1], generator=torch.Generator().manual_seed(seed))
+            for k, seed in enumerate(seeds)
+        ]
+    )
 
 
 def summarize_scores(scores: dict[str, float]) -> dict[str, float]:
@@ -229,30 +163,3 @@ def summarize_scores(scores: dict[str, float]) -> dict[str, float]:
         "images": len(scores),
         "undefined": len(scores) - len(values),
     }
-
-
-def figure_maps(loaded_models, dataset, count: int, seed: int = 0, device="cpu"):
-    """``count`` seeded random images of ``dataset`` and every model's map and score for them:
-    (images RGB (K, 3, H, W), {label: maps (K, H, W)}, {label: scores})."""
-    picks = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:count]
-    items = [dataset[int(i)] for i in picks]
-    maps, scores, rgb = {}, {}, None
-    for loaded in loaded_models:
-        model = loaded.model.to(device)
-        images = torch.stack([x for x, _, _ in items])
-        reference = reference_embedding(model.eval(), model.recipe, device)
-        noise = torch.cat(
-            [
-                draw_noise(
-                    images[k : k + 1], generator=torch.Generator().manual_seed(seed + int(i))
-                )
-                for k, i in enumerate(picks)
-            ]
-        )
-        maps[loaded.label] = smoothgrad_maps(model, images, reference, loaded.distance, noise=noise)
-        scores[loaded.label] = [
-            attention_score(a, m[0]) for a, (_, m, _) in zip(maps[loaded.label], items, strict=True)
-        ]
-        if rgb is None:
-            rgb = model.recipe.normalization.inverse(images)
-    return rgb, maps, scores

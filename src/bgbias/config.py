@@ -1,9 +1,11 @@
 """Run configuration: typed sections, composed presets, dotted command-line overrides.
 
-A preset is ``<dataset>/<loss>/<mode>``: the dataset section (data, model, optimiser, trainer),
-the loss with that dataset's tuned hyperparameters (PAPER.md section 5), and the mode
-(``base``, ``bgaugment``, ``base_corrupted``). ``cars196``, ``cub200`` and ``sop`` are the
-paper's 30 experiments (+ ``base_corrupted``); ``generated`` runs on the generated benchmark.
+A preset is ``<dataset>/<loss>/<mode>``: the dataset's training settings and the loss's tuned
+hyperparameters (both from the dataset's entry in :mod:`bgbias.data.catalog`, PAPER.md section
+5), and the mode: ``base``, ``bgaugment`` (BGAugment, best checkpoint by corrupted val MAP@R) or
+``base_corrupted`` (no BGAugment, selection on corrupted val). ``cars196``, ``cub200`` and
+``sop`` are the paper's 30 experiments (+ ``base_corrupted``); ``generated`` runs on the
+generated benchmark. :func:`compose` validates the whole config before anything touches disk.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from .data.registry import DATASETS, DatasetSpec
 from .errors import ConfigError
 
 CLEAN_MONITOR = "val/clean/map_at_r"
@@ -80,18 +83,18 @@ class TrainerConfig:
     num_nodes: int = 1
     precision: str = "32-true"  # any Lightning precision, or "auto" (bf16 where native)
     log_every_n_steps: int = 10
-    enable_progress_bar: bool = True
+    enable_progress_bar: bool | None = None  # default: when stderr is a terminal
 
 
 @dataclass
 class TrainConfig:
     name: str = "custom"
     seed: int = 42
-    bgaugment: bool = False
-    monitor: str = CLEAN_MONITOR
+    mode: str = "base"  # base | bgaugment | base_corrupted
     validate_untrained: bool = True
     output_dir: str | None = None  # default: runs/<name>
     resume: Any = False  # true: the run's last checkpoint; or a checkpoint path
+    overwrite: bool = False  # replace a previous run in output_dir (else refused)
     data: DataConfig = field(default_factory=DataConfig)
     backgrounds: BackgroundConfig = field(default_factory=BackgroundConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -102,105 +105,43 @@ class TrainConfig:
 
 # --- presets ---------------------------------------------------------------------------------
 
-_PAPER_OPTIMIZER = {"name": "rmsprop", "lr": 1e-6, "weight_decay": 1e-4, "momentum": 0.9}
-_PAPER_MODEL = {"backbone": "bninception", "pretrained": True, "embedding_size": 128}
+MODES = ("base", "bgaugment", "base_corrupted")  # PAPER.md section 5
 
-DATASET_PRESETS: dict[str, dict[str, Any]] = {
-    "cars196": {
-        "data": {"dataset": "cars196", "root": "data/cars196"},
-        "model": _PAPER_MODEL,
-        "optimizer": _PAPER_OPTIMIZER,
-    },
-    "cub200": {
-        "data": {"dataset": "cub200", "root": "data/cub200"},
-        "model": _PAPER_MODEL,
-        "optimizer": _PAPER_OPTIMIZER,
-    },
-    "sop": {
-        "data": {"dataset": "sop", "root": "data/sop"},
-        "model": _PAPER_MODEL,
-        "optimizer": _PAPER_OPTIMIZER,
-    },
-    "generated": {
-        "data": {
-            "dataset": "generated",
-            "root": "data/generated",
-            "num_workers": 0,
-            "cache_images": True,
-        },
-        "model": {"backbone": "small_cnn", "pretrained": False, "embedding_size": 128},
-        "optimizer": {"name": "adam", "lr": 1e-3, "weight_decay": 0.0, "scheduler": "cosine"},
-        "trainer": {"max_epochs": 10},
-    },
-}
 
-# PAPER.md section 5: tuned per dataset; classification losses carry their lr_loss.
-LOSS_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "cars196": {
-        "contrastive": {"params": {"pos_margin": 0.2652, "neg_margin": 0.5409}},
-        "triplet": {"params": {"margin": 0.1190}},
-        "multi_similarity": {"params": {"alpha": 14.359, "beta": 75.835, "base": 0.6616}},
-        "arcface": {"params": {"margin": 20.522, "scale": 49.502}, "lr": 7.3985e-6},
-        "normalized_softmax": {"params": {"temperature": 0.08863}, "lr": 1.1046e-2},
-    },
-    "cub200": {
-        "contrastive": {"params": {"pos_margin": -0.2000, "neg_margin": 0.3841}},
-        "triplet": {"params": {"margin": 0.0961}},
-        "multi_similarity": {"params": {"alpha": 0.0100, "beta": 50.602, "base": 0.5625}},
-        "arcface": {"params": {"margin": 23.226, "scale": 100.0}, "lr": 5.1384e-3},
-        "normalized_softmax": {"params": {"temperature": 0.10875}, "lr": 4.4689e-3},
-    },
-    "sop": {
-        "contrastive": {"params": {"pos_margin": 0.2850, "neg_margin": 0.5130}},
-        "triplet": {"params": {"margin": 0.0452}},
-        "multi_similarity": {"params": {"alpha": 8.4925, "beta": 57.389, "base": 0.4167}},
-        "arcface": {"params": {"margin": 18.632, "scale": 220.36}, "lr": 2.0187e-3},
-        "normalized_softmax": {"params": {"temperature": 0.06306}, "lr": 5.4683e-4},
-    },
-    # the generated benchmark: pytorch-metric-learning's defaults, lr_loss = the model's lr
-    "generated": {
-        "contrastive": {"params": {"pos_margin": 0.0, "neg_margin": 1.0}},
-        "triplet": {"params": {"margin": 0.05}},
-        "multi_similarity": {"params": {"alpha": 2.0, "beta": 50.0, "base": 0.5}},
-        "arcface": {"params": {"margin": 28.6, "scale": 64.0}, "lr": 1e-3},
-        "normalized_softmax": {"params": {"temperature": 0.05}, "lr": 1e-3},
-    },
-}
-
-MODE_PRESETS: dict[str, dict[str, Any]] = {
-    "base": {"bgaugment": False, "monitor": CLEAN_MONITOR},
-    "bgaugment": {"bgaugment": True, "monitor": CORRUPTED_MONITOR},
-    "base_corrupted": {"bgaugment": False, "monitor": CORRUPTED_MONITOR},
-}
+def _dataset_presets() -> dict[str, DatasetSpec]:
+    return {name: DATASETS.get(name) for name in DATASETS if DATASETS.get(name).training}
 
 
 def preset_names() -> list[str]:
     return [
-        f"{d}/{loss}/{mode}"
-        for d in DATASET_PRESETS
-        for loss in LOSS_PRESETS[d]
-        for mode in MODE_PRESETS
+        f"{name}/{loss}/{mode}"
+        for name, spec in _dataset_presets().items()
+        for loss in spec.loss_params
+        for mode in MODES
     ]
 
 
 def preset(name: str) -> dict[str, Any]:
     """The preset's settings as a plain nested dict (before overrides)."""
     parts = name.split("/")
+    specs = _dataset_presets()
     if (
         len(parts) != 3
-        or parts[0] not in DATASET_PRESETS
-        or parts[1] not in LOSS_PRESETS.get(parts[0], {})
-        or parts[2] not in MODE_PRESETS
+        or parts[0] not in specs
+        or parts[1] not in specs[parts[0]].loss_params
+        or parts[2] not in MODES
     ):
         raise ConfigError(
-            f"unknown preset {name!r}; `bgbias train --list` prints all "
+            f"unknown preset {name!r}; `bgbias list presets` prints all "
             f"{len(preset_names())}, e.g. {preset_names()[0]}"
         )
     dataset, loss, mode = parts
-    settings = copy.deepcopy(DATASET_PRESETS[dataset])
+    spec = specs[dataset]
+    settings = copy.deepcopy(spec.training)
+    settings.setdefault("data", {})["dataset"] = dataset
     settings["name"] = name
-    settings["loss"] = {"name": loss, **copy.deepcopy(LOSS_PRESETS[dataset][loss])}
-    settings.update(copy.deepcopy(MODE_PRESETS[mode]))
+    settings["loss"] = {"name": loss, **copy.deepcopy(spec.loss_params[loss])}
+    settings["mode"] = mode
     return settings
 
 
@@ -216,7 +157,8 @@ def compose(
         if base is not None:
             if not Path(base).is_file():
                 raise ConfigError(f"{base}: config file not found")
-            config = OmegaConf.merge(config, OmegaConf.load(base))
+            saved = OmegaConf.to_container(OmegaConf.load(base))
+            config = OmegaConf.merge(config, _migrate(saved))
         if preset_name is not None:
             config = OmegaConf.merge(config, preset(preset_name))
         bad = [o for o in overrides if "=" not in o]
@@ -227,15 +169,114 @@ def compose(
         raise ConfigError(_omegaconf_message(exc)) from None
     if config.output_dir is None:
         config.output_dir = str(Path("runs") / config.name)
-    return config
+    return validate(config)
 
 
 def from_dict(values: dict[str, Any]) -> DictConfig:
     """A typed config from a saved dict (a checkpoint's or config.yaml's)."""
     try:
-        return OmegaConf.merge(OmegaConf.structured(TrainConfig), values)
+        return OmegaConf.merge(OmegaConf.structured(TrainConfig), _migrate(values))
     except OmegaConfBaseException as exc:
         raise ConfigError(_omegaconf_message(exc)) from None
+
+
+def uses_bgaugment(config: DictConfig) -> bool:
+    return config.mode == "bgaugment"
+
+
+def monitor_key(config: DictConfig) -> str:
+    """The validation metric that picks the best checkpoint (PAPER.md section 5)."""
+    return CLEAN_MONITOR if config.mode == "base" else CORRUPTED_MONITOR
+
+
+def _migrate(values: Any) -> Any:
+    """bgbias 0.1 saved ``bgaugment`` and ``monitor`` where the run ``mode`` is now."""
+    if not isinstance(values, dict) or not ({"bgaugment", "monitor"} & set(values)):
+        return values
+    values = dict(values)
+    bgaugment, monitor = values.pop("bgaugment", False), values.pop("monitor", CLEAN_MONITOR)
+    values.setdefault(
+        "mode",
+        "bgaugment"
+        if bgaugment
+        else ("base_corrupted" if monitor == CORRUPTED_MONITOR else "base"),
+    )
+    return values
+
+
+VERIFY_LEVELS = ("none", "header", "full")
+PRECISIONS = ("auto", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true")
+
+
+def validate(config: DictConfig) -> DictConfig:
+    """Check every enum-like field and every count before anything touches disk; one
+    ConfigError lists every bad key."""
+    from lightning.pytorch.accelerators import AcceleratorRegistry
+    from lightning.pytorch.strategies import StrategyRegistry
+
+    from .backbones import backbone_spec
+    from .data.transforms import RECIPES
+    from .losses import LOSSES
+    from .optimizers import OPTIMIZERS, SCHEDULERS
+
+    problems: list[str] = []
+
+    def choice(key: str, value: Any, valid) -> None:
+        if value not in valid:
+            problems.append(f"{key}={value!r} is not one of {', '.join(map(str, valid))}")
+
+    def at_least(key: str, value: Any, minimum: float, optional: bool = False) -> None:
+        if not (optional and value is None) and (value is None or value < minimum):
+            problems.append(f"{key}={value!r} must be >= {minimum}")
+
+    def positive(key: str, value: Any, optional: bool = False) -> None:
+        if not (optional and value is None) and (value is None or value <= 0):
+            problems.append(f"{key}={value!r} must be > 0")
+
+    data, trainer = config.data, config.trainer
+    choice("mode", config.mode, MODES)
+    choice("data.dataset", data.dataset, DATASETS.names())
+    if data.recipe is not None:
+        choice("data.recipe", data.recipe, RECIPES.names())
+    choice("data.verify", data.verify, VERIFY_LEVELS)
+    at_least("data.batch_size", data.batch_size, 1)
+    at_least("data.m_per_class", data.m_per_class, 1, optional=True)
+    at_least("data.iterations_per_epoch", data.iterations_per_epoch, 1)
+    at_least("data.num_workers", data.num_workers, 0)
+    at_least("backgrounds.count", config.backgrounds.count, 1)
+    try:
+        backbone_spec(config.model.backbone)
+    except ConfigError as exc:
+        problems.append(f"model.backbone: {exc}")
+    at_least("model.embedding_size", config.model.embedding_size, 0)
+    choice("loss.name", config.loss.name, LOSSES.names())
+    positive("loss.lr", config.loss.lr, optional=True)
+    at_least("loss.num_classes", config.loss.num_classes, 1, optional=True)
+    choice("optimizer.name", config.optimizer.name, OPTIMIZERS.names())
+    choice("optimizer.scheduler", config.optimizer.scheduler, SCHEDULERS.names())
+    positive("optimizer.lr", config.optimizer.lr)
+    at_least("optimizer.weight_decay", config.optimizer.weight_decay, 0)
+    at_least("trainer.max_epochs", trainer.max_epochs, 1)
+    at_least("trainer.patience", trainer.patience, 1)
+    at_least("trainer.num_nodes", trainer.num_nodes, 1)
+    at_least("trainer.log_every_n_steps", trainer.log_every_n_steps, 1)
+    choice("trainer.precision", trainer.precision, PRECISIONS)
+    choice("trainer.accelerator", trainer.accelerator, ["auto", "gpu", *AcceleratorRegistry])
+    choice("trainer.strategy", trainer.strategy, ["auto", *StrategyRegistry])
+    devices = trainer.devices
+    if not (devices == "auto" or devices == -1 or _device_count_ok(devices)):
+        problems.append(f"trainer.devices={devices!r} must be >= 1, -1, 'auto' or a list of ids")
+    if problems:
+        raise ConfigError("bad config: " + "; ".join(problems))
+    return config
+
+
+def _device_count_ok(devices: Any) -> bool:
+    if isinstance(devices, int):
+        return devices >= 1
+    if isinstance(devices, str):
+        return devices.isdigit() and int(devices) >= 1 or "," in devices
+    return len(devices) >= 1 and all(isinstance(d, int) and d >= 0 for d in devices)
 
 
 def to_dict(config: DictConfig) -> dict[str, Any]:

@@ -8,13 +8,15 @@ paper-style table, a bar chart and an attribution figure. Composed only of libra
 
 from __future__ import annotations
 
-import shutil
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .data.generate import BenchmarkConfig, benchmark_matches, generate_benchmark
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -42,48 +44,50 @@ class DemoConfig:
         ]
 
 
-def _stage(number: int, total: int, text: str) -> None:
-    print(f"[{number}/{total}] {text}", flush=True)
-
-
 def run_demo(config: DemoConfig) -> dict[str, Any]:
     """Run every stage; returns the results dict also written to ``out/results.json``."""
     # imported here: the CLI imports this module for DemoConfig and must stay quick to start
-    from .attribution import figure_maps, score_dataset, summarize_scores
+    from .attention import score_models
     from .config import compose
-    from .data.registry import open_split
-    from .data.transforms import PairedTransform
-    from .evaluation import evaluate_checkpoint, load_model
-    from .io import write_json, write_text
-    from .report import attribution_figure, bar_chart, build_table, to_latex, to_markdown
+    from .evaluation import evaluate_model
+    from .io import copy_file, ensure_writable_dir, write_json, write_text
+    from .report import bar_chart, build_table, to_latex, to_markdown
     from .training import fit
 
     started = time.perf_counter()
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = ensure_writable_dir(config.out)
     steps = 6
     root = out / "benchmark"
     if benchmark_matches(root, config.benchmark):
-        _stage(1, steps, f"benchmark already in {root}")
+        log.info("[1/%d] benchmark already in %s", steps, root)
     else:
-        _stage(1, steps, f"generating the benchmark in {root}")
+        replacing = " (replacing the one made with other settings)" if root.exists() else ""
+        log.info("[1/%d] generating the benchmark in %s%s", steps, root, replacing)
         generate_benchmark(root, config.benchmark, overwrite=True)
 
     runs: dict[str, dict[str, Any]] = {}
     for number, mode in ((2, "base"), (3, "bgaugment")):
-        _stage(number, steps, f"training the {mode} model ({config.epochs} epochs x 100 steps)")
+        run_dir = out / "runs" / mode
+        replacing = f", replacing the previous run in {run_dir}" if run_dir.exists() else ""
+        log.info(
+            "[%d/%d] training the %s model (%d epochs x 100 steps%s)",
+            number,
+            steps,
+            mode,
+            config.epochs,
+            replacing,
+        )
         preset = f"generated/{config.loss}/{mode}"
-        shutil.rmtree(out / "runs" / mode, ignore_errors=True)  # a rerun trains afresh
-        runs[mode] = fit(compose(preset, config.train_overrides(mode)))
+        runs[mode] = fit(compose(preset, [*config.train_overrides(mode), "overwrite=true"]))
 
-    _stage(
-        4,
+    log.info(
+        "[4/%d] evaluating on clean and replaced-background test sets (%d repeats)",
         steps,
-        f"evaluating on clean and replaced-background test sets ({config.repeats} repeats)",
+        config.repeats,
     )
     evaluations = {}
     for mode, run in runs.items():
-        evaluations[mode], _ = evaluate_checkpoint(
+        evaluations[mode], _ = evaluate_model(
             run["best_checkpoint"],
             repeats=config.repeats,
             backgrounds=config.backgrounds,
@@ -91,41 +95,27 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
             device="auto",
         )
 
-    _stage(5, steps, "attribution maps and attention scores")
-    loaded = {mode: load_model(checkpoint=run["best_checkpoint"]) for mode, run in runs.items()}
-    attention = {}
-    for mode, model in loaded.items():
-        test_set = open_split(
-            "generated",
-            root,
-            "test",
-            PairedTransform(model.model.recipe, False),
-            require_masks=True,
-        )
-        scores = score_dataset(
-            model.model,
-            model.distance,
-            test_set,
-            out / "attention" / f"{mode}.csv",
-            seed=config.seed,
-            limit=config.attention_images,
-        )
-        attention[mode] = summarize_scores(scores)
+    log.info("[5/%d] attribution maps and attention scores", steps)
+    attention = score_models(
+        [runs[mode]["best_checkpoint"] for mode in runs],
+        out / "attention",
+        seed=config.seed,
+        limit=config.attention_images,
+        figures=config.figure_images,
+    )
+    by_mode = dict(zip(runs, attention.values(), strict=True))
 
-    _stage(6, steps, "tables and figures")
+    log.info("[6/%d] tables and figures", steps)
     table = build_table(list(evaluations.values()))
     write_text(out / "table.md", to_markdown(table))
     write_text(out / "table.tex", to_latex(table))
     bar_chart(table, out / "map_at_r.png")
-    rgb, maps, figure_scores = figure_maps(
-        list(loaded.values()), test_set, config.figure_images, config.seed
-    )
-    attribution_figure(rgb, maps, figure_scores, out / "attribution.png")
+    copy_file(out / "attention" / "attribution.png", out / "attribution.png")
 
     results = {
         "wall_seconds": round(time.perf_counter() - started, 1),
         "models": {
-            mode: _model_result(evaluations[mode], attention[mode], runs[mode]) for mode in runs
+            mode: _model_result(evaluations[mode], by_mode[mode], runs[mode]) for mode in runs
         },
         "benchmark": {"root": str(root), **{k: v for k, v in vars(config.benchmark).items()}},
         "backgrounds": config.backgrounds or "procedural",

@@ -25,9 +25,21 @@ class DataProblems(DataError):
         super().__init__(f"{len(self.problems)} problem(s) in {root}:\n{shown}{tail}")
 
 
+class MissingMasksError(DataError):
+    """A dataset without the masks that BGAugment or a background-replaced evaluation needs."""
+
+
+class OutputError(BgbiasError):
+    """An output location that cannot be written (read-only, full, not a folder)."""
+
+
 class ConfigError(BgbiasError):
     """An unknown name or an invalid value in a configuration."""
 
 
 class CheckpointError(BgbiasError):
     """A checkpoint file that is corrupt, foreign, or from an incompatible bgbias version."""
+
+
+class ModelOutputError(BgbiasError):
+    """A model whose output is not (batch, dim) finite embeddings."""

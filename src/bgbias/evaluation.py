@@ -16,23 +16,20 @@ from typing import Any
 
 import numpy as np
 import torch
-from pytorch_metric_learning.distances import CosineSimilarity
 from torch.utils.data import DataLoader
 
 from . import __version__
+from .adapters import AdapterOptions, Embedder, load_embedder
 from .augment import BackgroundReplacer
-from .config import CORRUPTED_MONITOR
 from .data.backgrounds import BackgroundBank, load_banks
 from .data.datasets import MASKS_HINT, IndexedDataset, MaskedImageDataset
 from .data.registry import open_split
 from .data.transforms import PairedTransform
+from .devices import resolve_device
 from .errors import ConfigError, DataError
-from .io import write_json
-from .losses import LOSSES
+from .io import ensure_writable_dir, write_json
 from .metrics import METRIC_NAMES, retrieval_metrics
-from .models import build_model
 from .progress import progress_bar
-from .training import load_checkpoint
 
 
 @dataclass
@@ -63,7 +60,9 @@ def embed(
             f"{dataset.name}: replacing backgrounds needs masks; " + MASKS_HINT.format(root="ROOT")
         )
     device = torch.device(device)
-    model = model.to(device).eval()
+    model = model.to(device)
+    if isinstance(model, torch.nn.Module):
+        model.eval()
     draws = [
         replacer.draw(len(dataset), torch.Generator().manual_seed(seed + r)) for r in range(repeats)
     ]
@@ -75,7 +74,7 @@ def embed(
         pin_memory=device.type == "cuda",
     )
     labels, clean, corrupted = [], [], [[] for _ in range(repeats)]
-    bar = progress_bar(len(dataset), f"embedding {dataset.name}", unit="img", disable=not progress)
+    bar = progress_bar(len(dataset), f"embedding {dataset.name}", unit="img", enabled=progress)
     for images, masks, batch_labels, index in loader:
         images = images.to(device, non_blocking=True)
         masks = masks.to(device, non_blocking=True)
@@ -145,95 +144,30 @@ def default_output_path(checkpoint: str | os.PathLike, split: str) -> Path:
     return checkpoint.with_name(f"{checkpoint.stem}.{split}.eval.json")
 
 
-def describe_run(config) -> dict[str, Any]:
-    """The model part of an evaluation JSON, from a training config."""
-    mode = (
-        "bgaugment"
-        if config.bgaugment
-        else ("base_corrupted" if config.monitor == CORRUPTED_MONITOR else "base")
-    )
-    return {
-        "preset": config.name,
-        "loss": config.loss.name,
-        "mode": mode,
-        "bgaugment": bool(config.bgaugment),
-        "backbone": config.model.backbone,
-        "dataset": config.data.dataset,
-    }
-
-
-def row_label(model: dict[str, Any]) -> str:
-    """ "ArcFace", "ArcFace + BGAugment", ... from a result's model description."""
-    if model.get("label"):
-        return str(model["label"])
-    loss = model.get("loss")
-    name = LOSSES.get(loss).display_name if loss in LOSSES else str(loss)
-    suffix = {"bgaugment": " + BGAugment", "base_corrupted": " (corrupted selection)"}
-    return name + suffix.get(model.get("mode", "base"), "")
-
-
-@dataclass
-class LoadedModel:
-    model: torch.nn.Module  # an EmbeddingModel
-    description: dict[str, Any]  # the "model" part of result files
-    config: Any | None  # the training config (None for a bare backbone)
-    distance: Any  # the training loss's distance (cosine similarity for a bare backbone)
-
-    @property
-    def label(self) -> str:
-        return row_label(self.description)
-
-
-def load_model(
-    checkpoint: str | os.PathLike | None = None,
-    backbone: str | None = None,
-    pretrained: bool = True,
-) -> LoadedModel:
-    """A checkpoint bgbias trained, or a bare ``backbone`` (its L2-normalised pooled features,
-    no DML training), ready for evaluation and attribution."""
-    if (checkpoint is None) == (backbone is None):
-        raise ConfigError("give either a checkpoint or a backbone, not both")
-    if checkpoint is not None:
-        module = load_checkpoint(checkpoint)
-        description = describe_run(module.config) | {"checkpoint": str(Path(checkpoint).resolve())}
-        return LoadedModel(module.model, description, module.config, module.loss_fn.distance)
-    model = build_model(backbone, pretrained=pretrained, embedding_size=0)
-    weights = "ImageNet" if pretrained else "random"
-    description = {
-        "backbone": backbone,
-        "pretrained": pretrained,
-        "loss": None,
-        "mode": "base",
-        "bgaugment": False,
-        "label": f"{backbone} ({weights} weights, no DML training)",
-    }
-    return LoadedModel(model, description, None, CosineSimilarity())
-
-
-def evaluate_checkpoint(
-    checkpoint: str | os.PathLike | None,
+def evaluate_model(
+    model: str | Embedder,
     dataset: str | None = None,
     root: str | os.PathLike | None = None,
     split: str = "test",
     repeats: int = 5,
     backgrounds: str | os.PathLike | None = None,
     seed: int = 0,
-    backbone: str | None = None,
-    pretrained: bool = True,
     batch_size: int = 64,
     device: str = "auto",
     num_workers: int = 0,
     out: str | os.PathLike | None = None,
     progress: bool = True,
+    options: AdapterOptions | None = None,
 ) -> tuple[dict[str, Any], Path]:
-    """Evaluate a bgbias checkpoint, or a bare ``backbone`` (its L2-normalised pooled features,
-    no DML training), on ``split``; write and return the result JSON.
+    """Evaluate a model in any form :func:`bgbias.adapters.load_embedder` reads (a bgbias
+    checkpoint, a backbone name, ...) on ``split``; write and return the result JSON.
 
-    Dataset and background defaults come from the checkpoint's training config; the corrupted
-    test draws from the ``test`` bank of ``backgrounds`` (procedural when unset).
+    A bgbias checkpoint supplies the dataset, root and background defaults of its training
+    config and the default output path beside it; other models need ``dataset``, ``root`` and
+    ``out``. The corrupted test draws from the ``test`` bank of ``backgrounds``.
     """
-    loaded = load_model(checkpoint, backbone, pretrained)
-    model, description, config = loaded.model, loaded.description, loaded.config
+    embedder = model if isinstance(model, Embedder) else load_embedder(model, options)
+    config = embedder.config
     background_seed, background_count, check_sizes = 0, 100, True
     if config is not None:
         dataset = dataset or config.data.dataset
@@ -241,11 +175,14 @@ def evaluate_checkpoint(
         backgrounds = config.backgrounds.source if backgrounds is None else backgrounds
         background_seed, background_count = config.backgrounds.seed, config.backgrounds.count
         check_sizes = config.data.check_sizes
+        out = out if out is not None else default_output_path(embedder.spec, split)
     elif dataset is None or root is None or out is None:
-        raise ConfigError("a bare backbone needs --dataset, --root and --out")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    recipe = model.recipe
+        raise ConfigError(
+            f"{embedder.spec}: not a bgbias checkpoint; pass --dataset, --root, --out"
+        )
+    out = Path(out)
+    ensure_writable_dir(out.parent)
+    recipe = embedder.recipe
     test_set = open_split(
         dataset,
         root,
@@ -263,15 +200,15 @@ def evaluate_checkpoint(
             seed=background_seed,
             count=background_count,
         )["test"]
+    embedder.to(resolve_device(device))
     result = evaluate(
-        model, test_set, bank, repeats, seed, batch_size, device, num_workers, progress
+        embedder, test_set, bank, repeats, seed, batch_size, embedder.device, num_workers, progress
     )
     result = {
-        "model": description,
+        "model": embedder.describe(),
         "dataset": {"name": dataset, "root": str(root), "split": split},
         **result,
+        "path": str(out),
     }
-    path = Path(out) if out is not None else default_output_path(checkpoint, split)
-    result["path"] = str(path)
-    write_json(path, result)
-    return result, path
+    write_json(out, result)
+    return result, out

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
+import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 from PIL import Image, UnidentifiedImageError
 
-from .errors import DataError
+from .errors import DataError, OutputError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
 
@@ -54,6 +57,67 @@ def atomic_write(
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+LEFTOVER_PATTERNS = (".*.tmp", ".*.partial-*", ".*.replaced-*")  # what a killed job leaves
+
+
+def ensure_writable_dir(path: str | os.PathLike) -> Path:
+    """Create folder ``path`` if needed and check that files can be written in it, before any
+    long work starts; an OS refusal (read-only, no space, not a folder) raises one line."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write here ({exc.strerror or exc})") from None
+    return path
+
+
+def move_aside(path: str | os.PathLike, delete: bool = False) -> Path:
+    """Rename ``path`` to a hidden sibling (one atomic step), then delete it if asked: the
+    original name never holds a half-deleted tree. Returns the sibling's path."""
+    path = Path(path)
+    aside = path.with_name(f".{path.name}.replaced-{uuid.uuid4().hex[:8]}")
+    os.replace(path, aside)
+    if delete:
+        remove_tree(aside)
+    return aside
+
+
+def remove_tree(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def remove_leftovers(folder: str | os.PathLike) -> list[Path]:
+    """Delete what killed jobs left in ``folder`` (temporary files, half-built and replaced
+    trees); call it only while holding the folder's lock. Returns what was removed."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = sorted({p for pattern in LEFTOVER_PATTERNS for p in folder.glob(pattern)})
+    for path in found:
+        remove_tree(path)
+    return found
+
+
+def copy_file(source: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Copy ``source`` to ``target`` atomically."""
+    with open(source, "rb") as src, atomic_write(target, "wb") as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:

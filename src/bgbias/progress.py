@@ -1,4 +1,5 @@
-"""Progress bars with rate and ETA (tqdm), written to stderr so results on stdout stay clean."""
+"""Progress bars with rate and ETA (tqdm) on stderr, so results on stdout stay clean; shown
+only when stderr is a terminal (log files get no carriage-return lines), unless told."""
 
 from __future__ import annotations
 
@@ -7,10 +8,21 @@ from collections.abc import Callable
 
 from tqdm.auto import tqdm
 
+_bars: bool | None = None  # None: when stderr is a terminal
 
-def progress_bar(
-    total: int | None, desc: str, unit: str = "it", disable: bool | None = None
-) -> tqdm:
+
+def show_bars(enabled: bool | None) -> None:
+    """Force progress bars on or off (``--quiet``), or back to automatic (None)."""
+    global _bars
+    _bars = enabled
+
+
+def bars_enabled() -> bool:
+    return sys.stderr.isatty() if _bars is None else _bars
+
+
+def progress_bar(total: int | None, desc: str, unit: str = "it", enabled: bool = True) -> tqdm:
+    """A bar for ``total`` steps; drawn when ``enabled`` and bars are on (see bars_enabled)."""
     return tqdm(
         total=total,
         desc=desc,
@@ -18,7 +30,7 @@ def progress_bar(
         dynamic_ncols=True,
         mininterval=0.5,
         file=sys.stderr,
-        disable=disable,
+        disable=not (enabled and bars_enabled()),
     )
 
 

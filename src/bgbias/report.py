@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BgbiasError
-from .evaluation import row_label
 from .io import atomic_write
+from .runs import row_label
 
 MISSING = "–"
 METRIC_TITLES = {"map_at_r": "MAP@R", "precision_at_1": "P@1", "r_precision": "R-Precision"}
@@ -164,6 +164,19 @@ def to_csv(table: Table) -> str:
 
 
 FORMATS = {"md": to_markdown, "latex": to_latex, "csv": to_csv}
+SUFFIXES = {"md": ".md", "latex": ".tex", "csv": ".csv"}
+
+
+def write_report(table: Table, out: str | os.PathLike) -> list[Path]:
+    """``OUT.md``, ``OUT.tex``, ``OUT.csv`` and the bar chart ``OUT.png``."""
+    out = Path(out)
+    written = []
+    for fmt, suffix in SUFFIXES.items():
+        with atomic_write(out.with_suffix(suffix), "w") as handle:
+            handle.write(FORMATS[fmt](table))
+        written.append(out.with_suffix(suffix))
+    written.append(bar_chart(table, out.with_suffix(".png")))
+    return written
 
 
 def _tex(text: str) -> str:
@@ -198,7 +211,8 @@ def bar_chart(table: Table, path: str | os.PathLike) -> Path:
         ax.set_title(dataset)
         ax.set_ylim(0, 100)
         ax.grid(axis="y", alpha=0.3)
-    axes[0][0].legend(loc="upper right")
+    # outside the panels: inside, it covered the tallest bars
+    axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return _save(fig, path, dpi=120)
 
 
@@ -224,19 +238,22 @@ def attention_table(summaries: dict[str, dict[str, float]], fmt: str = "md") -> 
     return "\n".join(lines) + "\n"
 
 
-def attribution_figure(images, maps: dict[str, Any], scores: dict[str, list[float]], path) -> Path:
+def attribution_figure(
+    images: dict[str, Any], maps: dict[str, Any], scores: dict[str, list[float]], path
+) -> Path:
     """Rows: an image, then each model's attribution map over it (with its attention score).
 
-    images: (K, 3, H, W) RGB in [0, 1]; maps: label -> (K, H, W) in [0, 1].
+    Per model label: images (K, 3, H, W) RGB in [0, 1] as that model saw them, maps (K, H, W)
+    in [0, 1], scores (K,). The first column shows the first model's view.
     """
     plt = _pyplot()
-    k, cols = len(images), 1 + len(maps)
+    views = {label: view.permute(0, 2, 3, 1).clamp(0, 1).numpy() for label, view in images.items()}
+    k, cols = len(next(iter(views.values()))), 1 + len(maps)
     fig, axes = plt.subplots(k, cols, figsize=(2.4 * cols, 2.4 * k), squeeze=False)
     for row in range(k):
-        rgb = images[row].permute(1, 2, 0).clamp(0, 1).numpy()
-        axes[row][0].imshow(rgb)
+        axes[row][0].imshow(next(iter(views.values()))[row])
         for col, (label, model_maps) in enumerate(maps.items(), start=1):
-            axes[row][col].imshow(rgb * 0.35)
+            axes[row][col].imshow(views[label][row] * 0.35)
             axes[row][col].imshow(
                 model_maps[row].numpy(), cmap="inferno", alpha=0.75, vmin=0, vmax=1
             )

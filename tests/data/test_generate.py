@@ -6,7 +6,7 @@ from PIL import Image
 
 from bgbias.data.datasets import FolderDataset
 from bgbias.data.generate import BenchmarkConfig, benchmark_matches, generate_benchmark, tree_digest
-from bgbias.errors import DataError
+from bgbias.errors import ConfigError, DataError
 
 SMALL = BenchmarkConfig(
     image_size=32, train_classes=4, val_classes=2, test_classes=3, images_per_class=5, seed=3
@@ -86,11 +86,12 @@ def test_refuses_to_overwrite_without_permission(tmp_path):
     assert (tmp_path / "g" / "keep.txt").exists()
     generate_benchmark(tmp_path / "g", SMALL, overwrite=True)
     assert not (tmp_path / "g" / "keep.txt").exists()
-    assert [p.name for p in tmp_path.iterdir()] == ["g"]  # no temporary folder left behind
+    # no temporary or replaced folder left behind, only the (hidden) lock file
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".g.lock", "g"]
 
 
 def test_invalid_configs_are_rejected():
-    with pytest.raises(ValueError, match="images_per_class"):
+    with pytest.raises(ConfigError, match="images_per_class"):
         BenchmarkConfig(images_per_class=1)
-    with pytest.raises(ValueError, match="home_probability"):
+    with pytest.raises(ConfigError, match="home_probability"):
         BenchmarkConfig(home_probability=1.5)

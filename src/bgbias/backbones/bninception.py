@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ..cache import cache_dir
+from ..data.transforms import RECIPES, Normalization, Recipe
 from ..errors import ConfigError
 from .registry import BACKBONES, BackboneSpec
 
@@ -157,6 +158,17 @@ def _download(path: Path) -> None:
             "(or pass model.weights=PATH); or train from scratch with model.pretrained=false."
         ) from None
 
+
+# PAPER.md section 3: Caffe-style BGR, mean (104, 117, 128), std 1, 227 px crops of 256
+RECIPE = RECIPES.register(
+    "bninception",
+    Recipe(
+        "bninception",
+        resize=256,
+        crop=227,
+        normalization=Normalization("BGR", (104.0, 117.0, 128.0), (1.0, 1.0, 1.0)),
+    ),
+)
 
 BACKBONES.register(
     "bninception",

@@ -6,8 +6,19 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..data.transforms import RECIPES, Normalization, Recipe
 from ..errors import ConfigError
 from .registry import BACKBONES, BackboneSpec
+
+RECIPE = RECIPES.register(
+    "efficientnet_lite",
+    Recipe(
+        "efficientnet_lite",
+        resize=256,
+        crop=224,
+        normalization=Normalization("RGB", (127.0, 127.0, 127.0), (128.0, 128.0, 128.0)),
+    ),
+)
 
 
 class EfficientNetLite0(nn.Module):

@@ -5,7 +5,20 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..data.transforms import RECIPES, Normalization, Recipe
 from .registry import BACKBONES, BackboneSpec
+
+# the generated benchmark's 64 px images, used whole (no resize) with milder crops
+RECIPE = RECIPES.register(
+    "generated",
+    Recipe(
+        "generated",
+        resize=64,
+        crop=64,
+        scale=(0.5, 1.0),
+        normalization=Normalization("RGB", (127.5, 127.5, 127.5), (64.0, 64.0, 64.0)),
+    ),
+)
 
 WIDTH = 48
 

@@ -27,7 +27,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from ..errors import DataError, DataProblems
+from ..errors import DataError, DataProblems, MissingMasksError
 from ..io import image_files, is_image_file, load_image, load_mask, read_size, write_json
 
 SPLITS = ("train", "val", "test")
@@ -314,7 +314,7 @@ def select_split(
     label_of = {c: i for i, c in enumerate(classes)}
     has_masks = listing.masks_dir.is_dir()
     if require_masks and not has_masks:
-        raise DataError(
+        raise MissingMasksError(
             f"{root}: no masks folder {listing.masks_dir}; " + MASKS_HINT.format(root=root)
         )
     samples = []

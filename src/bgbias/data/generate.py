@@ -17,7 +17,6 @@ import hashlib
 import json
 import math
 import os
-import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -25,10 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock, Timeout
 from PIL import Image, ImageDraw
 
-from ..errors import DataError
-from ..io import write_json
+from ..errors import ConfigError, DataError, OutputError
+from ..io import ensure_writable_dir, move_aside, remove_tree, write_json
 from .procedural import texture
 
 FORMAT_VERSION = 2  # bumped whenever the generator draws different pixels
@@ -52,13 +52,13 @@ class BenchmarkConfig:
 
     def __post_init__(self):
         if self.image_size < 16:
-            raise ValueError("image_size must be at least 16")
+            raise ConfigError("image_size must be at least 16")
         if min(self.train_classes, self.val_classes, self.test_classes) < 1:
-            raise ValueError("every split needs at least one class")
+            raise ConfigError("every split needs at least one class")
         if self.images_per_class < 2:
-            raise ValueError("images_per_class must be at least 2 (retrieval needs pairs)")
+            raise ConfigError("images_per_class must be at least 2 (retrieval needs pairs)")
         if not 0.0 <= self.home_probability <= 1.0:
-            raise ValueError("home_probability must be in [0, 1]")
+            raise ConfigError("home_probability must be in [0, 1]")
 
 
 # --- object classes -------------------------------------------------------------------------
@@ -146,7 +146,7 @@ def _draw_classes(config: BenchmarkConfig, rng: np.random.Generator) -> list[Obj
     total = config.train_classes + config.val_classes + config.test_classes
     combos = [(s, p, h) for s in SHAPES for p in PATTERNS for h in range(HUES)]
     if total > len(combos):
-        raise ValueError(f"at most {len(combos)} distinct classes can be generated, asked {total}")
+        raise ConfigError(f"at most {len(combos)} distinct classes can be generated, asked {total}")
     picks = rng.choice(len(combos), size=total, replace=False)
     classes = []
     for pick in picks:
@@ -255,18 +255,33 @@ def generate_benchmark(
     so an interrupted run never leaves a half-written benchmark behind.
     """
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise DataError(f"{out}: exists and is not empty (pass overwrite=True / --overwrite)")
     out.parent.mkdir(parents=True, exist_ok=True)
-    start_time = time.perf_counter()
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.partial-") as tmp:
-        manifest = _write_benchmark(Path(tmp), config, progress)
-        manifest["seconds"] = round(time.perf_counter() - start_time, 3)
-        write_json(Path(tmp) / "benchmark.json", manifest)
-        if out.exists():
-            shutil.rmtree(out) if out.is_dir() else out.unlink()
-        os.replace(tmp, out)
-        Path(tmp).mkdir()  # TemporaryDirectory cleans up a folder at its old name
+    ensure_writable_dir(out.parent)
+    lock = FileLock(str(out.parent / f".{out.name}.lock"), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise OutputError(f"{out}: another `bgbias data generate` is writing it") from None
+    try:
+        if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+            raise DataError(f"{out}: exists and is not empty (pass overwrite=True / --overwrite)")
+        for leftover in out.parent.glob(f".{out.name}.partial-*"):
+            remove_tree(leftover)  # a killed earlier run's half-written tree
+        for leftover in out.parent.glob(f".{out.name}.replaced-*"):
+            remove_tree(leftover)
+        start_time = time.perf_counter()
+        with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.partial-") as tmp:
+            manifest = _write_benchmark(Path(tmp), config, progress)
+            manifest["seconds"] = round(time.perf_counter() - start_time, 3)
+            write_json(Path(tmp) / "benchmark.json", manifest)
+            # rename aside, then swap: a kill leaves either tree whole, never a half-deleted one
+            aside = move_aside(out) if out.exists() else None
+            os.replace(tmp, out)
+            Path(tmp).mkdir()  # TemporaryDirectory cleans up a folder at its old name
+            if aside is not None:
+                remove_tree(aside)
+    finally:
+        lock.release()
     return manifest
 
 

@@ -1,72 +1,59 @@
-"""Datasets by name: what each needs to be ready, and the paper's split sizes to check against."""
+"""Datasets by name: one :class:`DatasetSpec` per dataset, each in its own module of
+:mod:`bgbias.data.catalog` (what it is, how it is distributed, the paper's splits, and the
+settings the paper trains it with), and :func:`open_split` to read one split of it."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..errors import DataError
 from ..registry import Registry
 from .datasets import FolderDataset, Transform
 
+Entries = list[tuple[str, str]]  # (path relative to ROOT/images, class name)
+Splits = dict[str, list[str]]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """One way a dataset is distributed. ``marker``: a path that identifies the layout, found
+    up to three folders deep in what the user passed; ``read(base, images_dir)`` gets the folder
+    holding the marker and returns every image with its class, and the class split."""
+
+    name: str
+    marker: str
+    read: Callable[[Path, Path], tuple[Entries, Splits]]
+    expected: str  # the files a user should pass, in words
+
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """``classes``: expected class count per split (the paper's), checked when opening;
-    ``prepare(root)`` makes a missing root ready (the generated benchmark generates itself);
-    ``missing_hint`` tells the user how to make a root when there is no ``prepare``."""
+    """Everything bgbias knows about one dataset.
+
+    ``classes``: the paper's class count per split, checked when a split is opened;
+    ``layouts``: the official distributions ``bgbias data import`` reads;
+    ``training``: preset settings for training on it (config sections, as a nested dict), with
+    ``loss_params`` the tuned hyperparameters of each loss (``params`` and ``lr``); datasets
+    with ``training`` get the ``<name>/<loss>/<mode>`` presets.
+    """
 
     name: str
     description: str
     classes: dict[str, int] | None = None
-    prepare: Callable[[Path], None] | None = None
+    layouts: tuple[Layout, ...] = ()
+    training: dict[str, Any] | None = None
+    loss_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     missing_hint: str = "bring it into the generic folder layout (see `bgbias data check --help`)"
 
 
 DATASETS: Registry[DatasetSpec] = Registry("dataset")
 
 
-def _generate_default(root: Path) -> None:
-    from .generate import generate_benchmark
-
-    generate_benchmark(root)
-
-
-DATASETS.register("folder", DatasetSpec("folder", "any dataset in the generic folder layout"))
-DATASETS.register(
-    "generated",
-    DatasetSpec(
-        "generated", "the generated benchmark (`bgbias data generate`)", prepare=_generate_default
-    ),
-)
-DATASETS.register(
-    "cars196",
-    DatasetSpec(
-        "cars196",
-        "Cars196 (Krause et al. 2013)",
-        {"train": 74, "val": 24, "test": 98},
-        missing_hint="make it with `bgbias data import cars196 SOURCE --root {root}`",
-    ),
-)
-DATASETS.register(
-    "cub200",
-    DatasetSpec(
-        "cub200",
-        "CUB-200-2011 (Wah et al. 2011)",
-        {"train": 75, "val": 25, "test": 100},
-        missing_hint="make it with `bgbias data import cub200 SOURCE --root {root}`",
-    ),
-)
-DATASETS.register(
-    "sop",
-    DatasetSpec(
-        "sop",
-        "Stanford Online Products (Oh Song et al. 2016)",
-        {"train": 8489, "val": 2829, "test": 11316},
-        missing_hint="make it with `bgbias data import sop SOURCE --root {root}`",
-    ),
-)
+def register(spec: DatasetSpec) -> DatasetSpec:
+    return DATASETS.register(spec.name, spec)
 
 
 def open_split(
@@ -79,15 +66,13 @@ def open_split(
     cache: bool = False,
     check_sizes: bool = True,
 ) -> FolderDataset:
-    """Open ``split`` of the named dataset at ``root`` (preparing it first when it can)."""
+    """Open ``split`` of the named dataset at ``root``; nothing is created on demand."""
     spec = DATASETS.get(dataset)
     root = Path(root)
     if not root.exists():
-        if spec.prepare is None:
-            raise DataError(
-                f"{root}: {spec.description} not found; " + spec.missing_hint.format(root=root)
-            )
-        spec.prepare(root)
+        raise DataError(
+            f"{root}: {spec.description} not found; " + spec.missing_hint.format(root=root)
+        )
     ds = FolderDataset.open(
         root, split, transform, require_masks=require_masks, verify=verify, cache=cache
     )
@@ -99,3 +84,6 @@ def open_split(
             "(or set data.check_sizes=false for a subset)"
         )
     return ds
+
+
+from . import catalog  # noqa: E402, F401  (registers the datasets)

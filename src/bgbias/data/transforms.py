@@ -69,16 +69,9 @@ class Recipe:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
+# Each backbone registers the recipe its weights expect beside its definition (as timm keeps
+# ``default_cfgs`` in the model's file); "imagenet" is the generic torchvision one.
 RECIPES: Registry[Recipe] = Registry("transform recipe")
-RECIPES.register(
-    "bninception",
-    Recipe(
-        "bninception",
-        resize=256,
-        crop=227,
-        normalization=Normalization("BGR", (104.0, 117.0, 128.0), (1.0, 1.0, 1.0)),
-    ),
-)
 RECIPES.register(
     "imagenet",
     Recipe(
@@ -86,25 +79,6 @@ RECIPES.register(
         resize=256,
         crop=224,
         normalization=Normalization("RGB", (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)),
-    ),
-)
-RECIPES.register(
-    "efficientnet_lite",
-    Recipe(
-        "efficientnet_lite",
-        resize=256,
-        crop=224,
-        normalization=Normalization("RGB", (127.0, 127.0, 127.0), (128.0, 128.0, 128.0)),
-    ),
-)
-RECIPES.register(
-    "generated",
-    Recipe(
-        "generated",
-        resize=64,
-        crop=64,
-        scale=(0.5, 1.0),
-        normalization=Normalization("RGB", (127.5, 127.5, 127.5), (64.0, 64.0, 64.0)),
     ),
 )
 

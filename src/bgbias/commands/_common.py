@@ -1,0 +1,89 @@
+"""What the commands share: the help formatter, checked option types and common options."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from ..devices import check_device_name
+from ..errors import ConfigError
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Shows every option's default; keeps descriptions' line breaks."""
+
+
+def add_command(
+    subparsers, name: str, help: str, description: str | None = None, **kwargs
+) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        name,
+        help=help,
+        description=description or help,
+        formatter_class=HelpFormatter,
+        **kwargs,
+    )
+    parser.add_argument(
+        "-q", "--quiet", action="count", default=argparse.SUPPRESS, help="less output"
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=argparse.SUPPRESS, help="more output"
+    )
+    return parser
+
+
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
+def fraction(text: str) -> float:
+    """An argparse type: a number in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {value}")
+    return value
+
+
+def device_name(text: str) -> str:
+    try:
+        return check_device_name(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_device(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--device",
+        type=device_name,
+        default="auto",
+        help="auto (a CUDA GPU when there is one), cpu, cuda, cuda:N or mps",
+    )
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """Options for models named in any adapter form (see `bgbias list models`)."""
+    parser.add_argument("--weights", help="a local weight file for the model (offline use)")
+    parser.add_argument(
+        "--untrained", action="store_true", help="a bare backbone with random weights"
+    )
+
+
+def adapter_options(args: argparse.Namespace):
+    from ..adapters import AdapterOptions
+
+    return AdapterOptions(weights=args.weights, pretrained=not args.untrained)

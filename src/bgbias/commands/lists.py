@@ -1,0 +1,53 @@
+"""`bgbias list KIND`: every name bgbias knows of one kind, from its registry."""
+
+from __future__ import annotations
+
+from ._common import add_command
+
+
+def _presets() -> list[str]:
+    from ..config import preset_names
+
+    return preset_names()
+
+
+def _described(registry_path: str, describe) -> callable:
+    def entries() -> list[str]:
+        import importlib
+
+        module, name = registry_path.rsplit(".", 1)
+        registry = getattr(importlib.import_module(module), name)
+        return [f"{key:24} {describe(registry.get(key))}" for key in registry]
+
+    return entries
+
+
+def _models() -> list[str]:
+    from ..adapters import ADAPTERS
+
+    return [f"{ADAPTERS.get(n).syntax:32} {ADAPTERS.get(n).description}" for n in ADAPTERS]
+
+
+KINDS = {
+    "presets": _presets,
+    "losses": _described("bgbias.losses.LOSSES", lambda s: s.display_name),
+    "backbones": _described("bgbias.backbones.BACKBONES", lambda s: s.description),
+    "datasets": _described("bgbias.data.registry.DATASETS", lambda s: s.description),
+    "recipes": _described(
+        "bgbias.backbones.registry.RECIPES",
+        lambda r: f"resize {r.resize}, crop {r.crop}, {r.normalization.channels}",
+    ),
+    "models": _models,
+    "mask-models": _described("bgbias.masks.predictors.PREDICTORS", lambda p: ""),
+}
+
+
+def register(subparsers) -> None:
+    parser = add_command(subparsers, "list", help="names bgbias knows: presets, losses, ...")
+    parser.add_argument("kind", choices=list(KINDS), help="what to list")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    print("\n".join(line.rstrip() for line in KINDS[args.kind]()))
+    return 0

@@ -1,0 +1,83 @@
+"""`bgbias masks` and `bgbias check-masks`: foreground masks for image folders, and their
+quality against hand-labelled masks."""
+
+from __future__ import annotations
+
+import json
+
+from ._common import add_command, add_device, int_at_least
+
+
+def register(subparsers) -> None:
+    parser = add_command(
+        subparsers,
+        "masks",
+        help="foreground masks for every image under IMAGES (resumable, shardable)",
+        description="One PNG per image under MASKS (same relative path, .png), same size as "
+        "the image, 0-255 soft mask. Finished masks are skipped, so a killed job resumes.",
+    )
+    parser.add_argument("images", help="image folder")
+    parser.add_argument("masks", help="mask folder to write")
+    parser.add_argument("--model", default="u2net", choices=_mask_models(), help="mask model")
+    parser.add_argument("--shard", default="0/1", help="K/N: every N-th image from the K-th")
+    add_device(parser)
+    parser.add_argument(
+        "--batch-size",
+        type=int_at_least(1),
+        help="images per model call (default 1 on CPU, 16 on GPU)",
+    )
+    parser.add_argument("--workers", type=int_at_least(1), default=2, help="decode/encode threads")
+    parser.set_defaults(func=run)
+
+    check = add_command(
+        subparsers, "check-masks", help="IoU and overlap of masks against hand-labelled ones"
+    )
+    check.add_argument("pred", help="folder of predicted masks")
+    check.add_argument("gt", help="folder of hand-labelled masks")
+    check.add_argument(
+        "--pred-suffix",
+        default="",
+        help="strip from predicted names, e.g. _image pairs 12_image.png with 12_mask.png",
+    )
+    check.add_argument("--gt-suffix", default="", help="strip from hand-mask names (_mask)")
+    check.add_argument("--json", action="store_true", help="print JSON")
+    check.add_argument("--out", help="also write the result JSON here")
+    check.set_defaults(func=check_masks)
+
+
+def _mask_models() -> list[str]:
+    from ..masks.predictors import PREDICTORS
+
+    return PREDICTORS.names()
+
+
+def run(args) -> int:
+    from ..masks.generate import generate_masks, parse_shard
+
+    report = generate_masks(
+        args.images,
+        args.masks,
+        model=args.model,
+        shard=parse_shard(args.shard),
+        device=args.device,
+        batch_size=args.batch_size,
+        workers=args.workers,
+    )
+    print(
+        f"{report.written} mask(s) written, {report.already_done} already there, "
+        f"{len(report.failed)} failed, {report.images_per_second:.2f} images/s"
+    )
+    for failure in report.failed:
+        print(f"  failed: {failure['error']}")
+    return 1 if report.failed else 0
+
+
+def check_masks(args) -> int:
+    from ..io import write_json
+    from ..masks.quality import format_quality, mask_quality
+
+    result = mask_quality(args.pred, args.gt, args.pred_suffix, args.gt_suffix)
+    print(json.dumps(result, indent=2) if args.json else format_quality(result), end="")
+    if args.out:
+        write_json(args.out, result)
+    return 0

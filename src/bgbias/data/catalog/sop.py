@@ -1,0 +1,68 @@
+"""Stanford Online Products (Oh Song et al. 2016): 22,634 products, 120,053 images; Ebay_train
+classes < 8489 (0-based) train, the rest val, Ebay_test test (PAPER.md section 2)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ...errors import DataError
+from ..registry import DatasetSpec, Entries, Layout, Splits, register
+from ._paper import paper_training
+
+TRAIN_CLASSES = 8489
+
+
+def read_ebay_lists(base: Path, images_dir: Path) -> tuple[Entries, Splits]:
+    """Ebay_train.txt / Ebay_test.txt (``image_id class_id super_class_id path``, 1-based)."""
+    base = base / "Stanford_Online_Products"
+    entries: Entries = []
+    splits: Splits = {"train": [], "val": [], "test": []}
+    prefix = base.relative_to(images_dir)
+    for filename in ("Ebay_train.txt", "Ebay_test.txt"):
+        seen: dict[int, None] = {}
+        path = base / filename
+        with open(path) as handle:
+            header = handle.readline().split()
+            if header[:4] != ["image_id", "class_id", "super_class_id", "path"]:
+                raise DataError(f"{path}: unexpected header {header}")
+            for line_no, line in enumerate(handle, start=2):
+                fields = line.split()
+                if not fields:
+                    continue
+                if len(fields) != 4:
+                    raise DataError(f"{path}:{line_no}: expected 4 fields, got {line.strip()!r}")
+                class_id = int(fields[1])
+                entries.append((str(prefix / fields[3]), str(class_id)))
+                seen.setdefault(class_id)
+        for class_id in sorted(seen):
+            if filename == "Ebay_test.txt":
+                splits["test"].append(str(class_id))
+            else:
+                splits["train" if class_id - 1 < TRAIN_CLASSES else "val"].append(str(class_id))
+    return entries, splits
+
+
+SOP = register(
+    DatasetSpec(
+        "sop",
+        "Stanford Online Products (Oh Song et al. 2016)",
+        classes={"train": 8489, "val": 2829, "test": 11316},
+        layouts=(
+            Layout(
+                "Ebay_train.txt + Ebay_test.txt",
+                "Stanford_Online_Products/Ebay_train.txt",
+                read_ebay_lists,
+                "Stanford_Online_Products.zip (or its extracted folder)",
+            ),
+        ),
+        missing_hint="make it with `bgbias data import sop SOURCE --root {root}`",
+        training=paper_training("data/sop"),
+        loss_params={
+            "contrastive": {"params": {"pos_margin": 0.2850, "neg_margin": 0.5130}},
+            "triplet": {"params": {"margin": 0.0452}},
+            "multi_similarity": {"params": {"alpha": 8.4925, "beta": 57.389, "base": 0.4167}},
+            "arcface": {"params": {"margin": 18.632, "scale": 220.36}, "lr": 2.0187e-3},
+            "normalized_softmax": {"params": {"temperature": 0.06306}, "lr": 5.4683e-4},
+        },
+    )
+)
