@@ -2,16 +2,17 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from bgbias import __version__
 from bgbias.cli import main
 
 
 def test_version_and_help(capsys):
     for argv in (["--version"], ["--help"]):
-        try:
+        with pytest.raises(SystemExit) as stop:
             main(argv)
-        except SystemExit as exc:
-            assert exc.code == 0
+        assert stop.value.code == 0
     out = capsys.readouterr().out
     assert f"bgbias {__version__}" in out and "usage: bgbias" in out
 
@@ -103,8 +104,7 @@ def test_overrides_may_stand_between_options(monkeypatch, tmp_path):
 
 
 def test_unknown_options_are_still_errors(capsys):
-    try:
+    with pytest.raises(SystemExit) as stop:
         main(["demo", "--nope"])
-    except SystemExit as exc:
-        assert exc.code == 2
+    assert stop.value.code == 2
     assert "unrecognized arguments: --nope" in capsys.readouterr().err

@@ -1,4 +1,5 @@
 import json
+import logging
 
 import pytest
 
@@ -50,7 +51,7 @@ def test_reduced_demo_end_to_end(tmp_path):
 
 
 @pytest.mark.slow
-def test_demo_reuses_a_generated_benchmark(tmp_path, capsys):
+def test_demo_reuses_a_generated_benchmark(tmp_path, caplog):
     tiny = BenchmarkConfig(
         image_size=32, train_classes=8, val_classes=3, test_classes=3, images_per_class=4
     )
@@ -68,10 +69,13 @@ def test_demo_reuses_a_generated_benchmark(tmp_path, capsys):
             "trainer.enable_progress_bar=false",
         ),
     )
+    caplog.set_level(logging.INFO, logger="bgbias")
     run_demo(config)
-    assert "[1/6] generating the benchmark" in capsys.readouterr().out
+    assert "[1/6] generating the benchmark" in caplog.text
+    caplog.clear()
     run_demo(config)
-    assert "[1/6] benchmark already in" in capsys.readouterr().out
+    assert "[1/6] benchmark already in" in caplog.text
+    assert f"replacing the previous run in {tmp_path / 'd' / 'runs' / 'base'}" in caplog.text
 
 
 def test_demo_command_prints_the_table_and_conclusion(tmp_path, capsys, monkeypatch):

@@ -24,11 +24,33 @@ def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
 
 
-def image_files(root: Path) -> list[Path]:
+def image_files(root: Path, problems: list[str] | None = None) -> list[Path]:
     """Every image file under ``root``, sorted, following symbolic links (an imported dataset
-    links to the user's extracted folder instead of copying it)."""
+    links to the user's extracted folder instead of copying it) but entering each real folder
+    once: a link back to a folder already listed (a loop, or a second way into one folder) is
+    skipped and reported in ``problems``."""
     found = []
+    visited: dict[tuple[int, int], str] = {}
+    for ancestor in Path(root).resolve().parents:  # a link up the tree is a loop too
+        with contextlib.suppress(OSError):
+            status = os.stat(ancestor)
+            visited[(status.st_dev, status.st_ino)] = str(ancestor)
     for folder, dirs, files in os.walk(root, followlinks=True):
+        try:
+            status = os.stat(folder)
+        except OSError:
+            dirs[:] = []
+            continue
+        key = (status.st_dev, status.st_ino)
+        if key in visited:
+            dirs[:] = []
+            if problems is not None:
+                problems.append(
+                    f"{folder}: symbolic link to {visited[key]}, which is already listed "
+                    "(a link loop or a second way into one folder); not followed"
+                )
+            continue
+        visited[key] = folder
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         found.extend(Path(folder) / f for f in files if is_image_file(Path(f)))
     return sorted(found)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
@@ -11,11 +13,21 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    """Maps names to entries; unknown names raise a ConfigError listing the valid ones."""
+    """Maps names to entries; unknown names raise a ConfigError listing the valid ones.
 
-    def __init__(self, kind: str):
+    ``providers``: modules that register entries, imported on the first lookup (a registry
+    defined upstream, such as the transform recipes, is filled by the backbones downstream).
+    """
+
+    def __init__(self, kind: str, providers: tuple[str, ...] = ()):
         self.kind = kind
         self._entries: dict[str, T] = {}
+        self._providers = providers
+
+    def _load_providers(self) -> None:
+        providers, self._providers = self._providers, ()
+        for module in providers:
+            importlib.import_module(module)
 
     def register(self, name: str, entry: T | None = None) -> Callable[[T], T] | T:
         """``registry.register("name", obj)`` or ``@registry.register("name")``."""
@@ -35,6 +47,7 @@ class Registry(Generic[T]):
         self._entries[name] = entry
 
     def get(self, name: str) -> T:
+        self._load_providers()
         try:
             return self._entries[name]
         except KeyError:
@@ -43,13 +56,16 @@ class Registry(Generic[T]):
             ) from None
 
     def names(self) -> list[str]:
+        self._load_providers()
         return sorted(self._entries)
 
     def __contains__(self, name: object) -> bool:
+        self._load_providers()
         return name in self._entries
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
     def __len__(self) -> int:
+        self._load_providers()
         return len(self._entries)

@@ -1,5 +1,4 @@
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -187,6 +186,53 @@ def test_dataset_works_in_a_dataloader_worker(folder_dataset):
     assert x.shape == (4, 3, 64, 64) and m.shape == (4, 1, 64, 64) and y.tolist() == [0, 0, 0, 0]
 
 
-def test_paths_are_relative_to_root(folder_dataset):
-    ds = FolderDataset.open(folder_dataset, "train")
-    assert all(Path(s.image).is_relative_to(folder_dataset) for s in ds.samples)
+def test_sample_ids_do_not_depend_on_where_the_dataset_lies(folder_dataset, tmp_path):
+    # attention CSVs and audits key images by id: it must survive a move to another machine
+    import shutil
+
+    ids = [s.id for s in FolderDataset.open(folder_dataset, "train").samples]
+    assert ids == ["c0/000.png", "c0/001.png", "c0/002.png", "c0/003.png"] + [
+        f"c1/00{i}.png" for i in range(4)
+    ]
+    moved = shutil.copytree(folder_dataset, tmp_path / "elsewhere" / "copy")
+    assert [s.id for s in FolderDataset.open(moved, "train").samples] == ids
+    # the index.csv layout names the same images with the same ids
+    listed = [s.id for s in FolderDataset.open(moved, "all").samples]
+    (moved / "index.csv").write_text(
+        "path,label\n" + "".join(f"{i},{i.split('/')[0]}\n" for i in reversed(listed))
+    )
+    assert sorted(s.id for s in FolderDataset.open(moved, "train").samples) == ids
+
+
+def test_a_link_loop_is_reported_not_followed(folder_dataset):
+    (folder_dataset / "images" / "c0" / "loop").symlink_to(".", target_is_directory=True)
+    report = check_dataset(folder_dataset)
+    assert not report.ok and report.splits["train"]["images"] == 8  # c0 listed once
+    assert any("loop" in p and "not followed" in p for p in report.problems)
+    with pytest.raises(DataProblems, match="link loop"):
+        FolderDataset.open(folder_dataset, "train")
+
+
+def test_two_links_back_up_do_not_hang(folder_dataset):
+    for name in ("up1", "up2"):
+        (folder_dataset / "images" / "c1" / name).symlink_to("..", target_is_directory=True)
+    report = check_dataset(folder_dataset)
+    assert report.splits["train"]["images"] == 8
+    assert sum("not followed" in p for p in report.problems) == 2
+
+
+def test_a_linked_folder_is_still_read(folder_dataset, tmp_path):
+    # `bgbias data import` links the user's extracted folder into ROOT/images
+    outside = tmp_path / "outside"
+    (folder_dataset / "images" / "c0").rename(outside)
+    (folder_dataset / "images" / "c0").symlink_to(outside, target_is_directory=True)
+    assert len(FolderDataset.open(folder_dataset, "train")) == 8
+
+
+def test_a_mistyped_root_is_an_error_not_a_new_benchmark(tmp_path):
+    from bgbias.data.registry import open_split
+
+    typo = tmp_path / "benchmrak"
+    with pytest.raises(DataError, match="benchmrak: the generated benchmark not found; make it"):
+        open_split("generated", typo, "train")
+    assert not typo.exists()

@@ -95,3 +95,39 @@ def test_invalid_configs_are_rejected():
         BenchmarkConfig(images_per_class=1)
     with pytest.raises(ConfigError, match="home_probability"):
         BenchmarkConfig(home_probability=1.5)
+
+
+def test_a_second_generate_into_one_folder_is_refused(tmp_path):
+    from filelock import FileLock
+
+    from bgbias.errors import OutputError
+
+    with FileLock(str(tmp_path / ".g.lock")), pytest.raises(OutputError, match="another"):
+        generate_benchmark(tmp_path / "g", SMALL)
+    assert not (tmp_path / "g").exists()
+
+
+def test_killed_overwrite_leaves_a_whole_benchmark(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "g"
+    generate_benchmark(out, SMALL)
+    old = tree_digest(out)
+    command = [sys.executable, "-m", "bgbias", "data", "generate", str(out), "--overwrite"]
+    command += ["--image-size", "48", "--images-per-class", "40", "--seed", "9"]
+    for delay in (0.5, 1.5, 3.0):
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        # old or new, but never a half-deleted tree that still looks valid
+        manifest = json.loads((out / "benchmark.json").read_text())
+        expected = old if manifest["config"]["seed"] == 3 else tree_digest(out)
+        assert tree_digest(out) == expected
+        assert len(FolderDataset.open(out, "all")) == manifest["images"]
+    generate_benchmark(out, SMALL, overwrite=True)  # the next run cleans what kills left
+    assert tree_digest(out) == old
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".g.lock", "g"]

@@ -96,7 +96,10 @@ class BackgroundBank:
         folder = Path(folder)
         if not folder.is_dir():
             raise DataError(f"{folder}: background folder not found")
-        files = image_files(folder)
+        loops: list[str] = []
+        files = image_files(folder, loops)
+        if loops:
+            raise DataProblems(folder, loops)
         if not files:
             raise DataError(f"{folder}: background folder has no images (JPEG, PNG, WebP, ...)")
 

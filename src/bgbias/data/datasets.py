@@ -164,7 +164,7 @@ def scan(root: str | os.PathLike) -> Listing:
 
 def _scan_tree(listing: Listing, images_dir: Path) -> None:
     for class_dir in sorted(p for p in images_dir.iterdir() if p.is_dir()):
-        files = image_files(class_dir)
+        files = image_files(class_dir, listing.problems)
         if not files:
             listing.problems.append(f"{class_dir}: empty class (no images)")
             continue

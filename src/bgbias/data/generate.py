@@ -255,7 +255,6 @@ def generate_benchmark(
     so an interrupted run never leaves a half-written benchmark behind.
     """
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     ensure_writable_dir(out.parent)
     lock = FileLock(str(out.parent / f".{out.name}.lock"), timeout=0)
     try:

@@ -71,7 +71,7 @@ class Recipe:
 
 # Each backbone registers the recipe its weights expect beside its definition (as timm keeps
 # ``default_cfgs`` in the model's file); "imagenet" is the generic torchvision one.
-RECIPES: Registry[Recipe] = Registry("transform recipe")
+RECIPES: Registry[Recipe] = Registry("transform recipe", providers=("bgbias.backbones",))
 RECIPES.register(
     "imagenet",
     Recipe(
