@@ -66,3 +66,33 @@ def write_onnx_masker(path: Path, layers: int = 0) -> Path:
     model.ir_version = 7
     onnx.save(model, path)
     return path
+
+
+def write_random_u2net(path: Path, name: str = "u2netp", size: int = 64, seed: int = 0):
+    """A randomly initialised bgbias U2Net ``name`` and its ONNX export (input.1: 1x3xSxS ->
+    1x1xSxS), made by torch's own exporter: weights that bgbias's ONNX reader must map back.
+    Weights are scaled so activations neither vanish nor saturate the sigmoid."""
+    import warnings
+
+    import torch
+
+    from bgbias.masks.u2net import U2Net, conv_layers
+
+    generator = torch.Generator().manual_seed(seed)
+    model = U2Net.named(name).eval()
+    with torch.no_grad():
+        for conv in conv_layers(model):
+            fan_in = conv.weight[0].numel()
+            conv.weight.normal_(0, 0.9 / fan_in**0.5, generator=generator)
+            conv.bias.normal_(0, 0.05, generator=generator)
+    with warnings.catch_warnings():  # the TorchScript exporter needs no onnxscript; it warns
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            (torch.zeros(1, 3, size, size),),
+            str(path),
+            dynamo=False,
+            opset_version=11,
+            input_names=["input.1"],
+        )
+    return model, path

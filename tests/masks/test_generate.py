@@ -11,7 +11,7 @@ from PIL import Image
 from bgbias.cli import main
 from bgbias.errors import BgbiasError
 from bgbias.masks.generate import generate_masks, parse_shard
-from bgbias.masks.predictors import U2NetPredictor
+from bgbias.masks.predictors import OnnxU2NetPredictor
 from tests.helpers import write_onnx_masker
 
 
@@ -29,7 +29,7 @@ def make_images(folder, count=6, seed=0):
 
 @pytest.fixture
 def predictor(tmp_path):
-    return U2NetPredictor(write_onnx_masker(tmp_path / "masker.onnx"))
+    return OnnxU2NetPredictor(write_onnx_masker(tmp_path / "masker.onnx"))
 
 
 def test_one_png_per_image_same_size_mirrored_path(tmp_path, predictor):
@@ -82,21 +82,45 @@ def test_shards_partition_the_images(tmp_path, predictor):
             parse_shard(bad)
 
 
-def test_corrupt_image_is_reported_not_fatal(tmp_path, predictor):
+def test_corrupt_image_is_reported_not_fatal_and_listed_in_a_file(tmp_path, predictor):
     images = make_images(tmp_path / "images")
     (images / "a" / "broken.jpg").write_bytes(b"\xff\xd8\xff not really")
     report = generate_masks(images, tmp_path / "masks", predictor=predictor, progress=False)
-    assert report.written == 6 and len(report.failed) == 1
+    assert report.written == 6 and len(report.failed) == 1 and not report.ok
     assert "broken.jpg: corrupt or truncated image" in report.failed[0]["error"]
+    listed = json.loads((tmp_path / "masks" / "masks-failures-0of1.json").read_text())
+    assert report.failures_file == str(tmp_path / "masks" / "masks-failures-0of1.json")
+    assert listed["failed"] == [{"image": "a/broken.jpg", "error": report.failed[0]["error"]}]
+    summary = json.loads((tmp_path / "masks" / "masks-report-0of1.json").read_text())
+    assert summary["failed"] == 1 and summary["failures_file"] == report.failures_file
+    (images / "a" / "broken.jpg").unlink()  # fixed: the next run has nothing to list
+    report = generate_masks(images, tmp_path / "masks", predictor=predictor, progress=False)
+    assert report.ok and report.failures_file is None
+    assert not (tmp_path / "masks" / "masks-failures-0of1.json").exists()
+
+
+def test_leftover_temporaries_of_this_shard_are_removed(tmp_path, predictor):
+    images = make_images(tmp_path / "images", count=4)  # shard 0/2: a/img1, b/img0
+    masks = tmp_path / "masks"
+    (masks / "a").mkdir(parents=True)
+    (masks / "b").mkdir()
+    own = [masks / "b" / ".img0.png.k2x9_a1q.tmp", masks / ".masks-report-0of2.json.abc.tmp"]
+    foreign = [masks / "a" / ".img3.png.zz81ab3c.tmp", masks / "b" / "notes.tmp"]
+    for path in own + foreign:
+        path.write_bytes(b"half a file")
+    report = generate_masks(images, masks, predictor=predictor, shard=(0, 2), progress=False)
+    assert report.stale_temporaries_removed == 2 and report.written == 2
+    assert not any(p.exists() for p in own)
+    assert all(p.exists() for p in foreign)  # shard 1 may be writing those right now
 
 
 def test_batched_inference_gives_the_same_masks(tmp_path):
     pytest.importorskip("onnx")
     model = write_onnx_masker(tmp_path / "masker.onnx", layers=2)
     images = make_images(tmp_path / "images")
-    generate_masks(images, tmp_path / "one", predictor=U2NetPredictor(model), progress=False)
+    generate_masks(images, tmp_path / "one", predictor=OnnxU2NetPredictor(model), progress=False)
     generate_masks(
-        images, tmp_path / "four", predictor=U2NetPredictor(model, batch_size=4), progress=False
+        images, tmp_path / "four", predictor=OnnxU2NetPredictor(model, batch_size=4), progress=False
     )
     for mask in (tmp_path / "one").rglob("*.png"):
         twin = tmp_path / "four" / mask.relative_to(tmp_path / "one")
@@ -110,8 +134,8 @@ def test_killed_job_resumes_with_every_mask_valid(tmp_path, monkeypatch):
     env = dict(os.environ, BGBIAS_TEST_MASK_MODEL=str(model))
     script = (
         "import os, sys; from bgbias.masks.generate import generate_masks; "
-        "from bgbias.masks.predictors import U2NetPredictor; "
-        "generate_masks(sys.argv[1], sys.argv[2], predictor=U2NetPredictor("
+        "from bgbias.masks.predictors import OnnxU2NetPredictor; "
+        "generate_masks(sys.argv[1], sys.argv[2], predictor=OnnxU2NetPredictor("
         "os.environ['BGBIAS_TEST_MASK_MODEL'], threads=1), progress=False)"
     )
     process = subprocess.Popen(
@@ -127,7 +151,7 @@ def test_killed_job_resumes_with_every_mask_valid(tmp_path, monkeypatch):
     for path in done:  # every mask left behind is a complete PNG
         Image.open(path).load()
     report = generate_masks(
-        images, tmp_path / "masks", predictor=U2NetPredictor(model), progress=False
+        images, tmp_path / "masks", predictor=OnnxU2NetPredictor(model), progress=False
     )
     assert report.already_done == len(done) and report.written == 60 - len(done)
     assert all(p.stat().st_mtime_ns == t for p, t in done.items())  # none recomputed
@@ -138,12 +162,9 @@ def test_cli_reports_failures_with_exit_code(tmp_path, monkeypatch, capsys):
 
     model = write_onnx_masker(tmp_path / "masker.onnx")
     monkeypatch.setattr(predictors, "PREDICTORS", predictors.Registry("mask model"))
-    predictors.PREDICTORS.register("u2net", lambda device, batch, threads: U2NetPredictor(model))
+    predictors.PREDICTORS.register("u2net", lambda *options: OnnxU2NetPredictor(model))
     images = make_images(tmp_path / "images", count=2)
     (images / "bad.png").write_bytes(b"nope")
-    import bgbias.masks.generate as generate
-
-    monkeypatch.setattr(generate, "PREDICTORS", predictors.PREDICTORS)
     assert main(["masks", str(images), str(tmp_path / "masks"), "--device", "cpu"]) == 1
     out = capsys.readouterr().out
     assert "2 mask(s) written" in out and "bad.png" in out

@@ -3,11 +3,14 @@
 Resumable (finished masks are skipped; every PNG is written to a temporary file and renamed, so
 a killed job never leaves a half-written mask), shardable across machines (``shard=(k, n)``
 takes every n-th image from the k-th), decoding and resizing overlapped with inference on a
-thread pool. A corrupt image is reported at the end, not fatal to the run.
+thread pool. A corrupt image is not fatal to the run: failures are listed in
+``MASKS/masks-failures-KofN.json`` and the report is not ``ok``. Temporary files a killed run
+left behind are removed by the next run of the same shard.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections import deque
@@ -18,7 +21,7 @@ from pathlib import Path
 from ..errors import BgbiasError, DataError
 from ..io import image_files, load_image, save_image, write_json
 from ..progress import progress_bar
-from .predictors import PREDICTORS, MaskPredictor
+from .predictors import MaskPredictor, build_predictor
 
 
 @dataclass
@@ -26,15 +29,22 @@ class MaskJobReport:
     images: int = 0  # in this shard
     already_done: int = 0
     written: int = 0
-    failed: list[dict[str, str]] = field(default_factory=list)
+    failed: list[dict[str, str]] = field(default_factory=list)  # {"image", "error"}
+    failures_file: str | None = None  # where ``failed`` is written when it is not empty
+    stale_temporaries_removed: int = 0
     seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
 
     @property
     def images_per_second(self) -> float:
         return self.written / self.seconds if self.seconds > 0 else 0.0
 
     def to_dict(self) -> dict:
-        return asdict(self) | {"images_per_second": round(self.images_per_second, 3)}
+        summary = asdict(self) | {"failed": len(self.failed)}
+        return summary | {"images_per_second": round(self.images_per_second, 3)}
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -58,26 +68,57 @@ def mask_file(masks_dir: Path, relative: str) -> Path:
     return masks_dir / Path(relative).with_suffix(".png")
 
 
+def remove_stale_temporaries(masks_dir: Path, targets: set[Path]) -> int:
+    """Delete the ``.NAME.*.tmp`` files ``atomic_write`` left for ``targets`` when a run was
+    killed. Only this shard's targets: another shard may be writing its own right now."""
+    removed = 0
+    for folder, _, names in os.walk(masks_dir):
+        for name in names:
+            if name.startswith(".") and name.endswith(".tmp"):
+                target = Path(folder) / name[1:].rsplit(".", 2)[0]  # .NAME.RANDOM.tmp
+                if target in targets:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(Path(folder) / name)
+                        removed += 1
+    return removed
+
+
 def generate_masks(
     images_dir: str | os.PathLike,
     masks_dir: str | os.PathLike,
     model: str = "u2net",
     shard: tuple[int, int] = (0, 1),
-    device: str = "cpu",
+    device: str = "auto",
+    backend: str = "auto",
     batch_size: int | None = None,
-    workers: int = 2,
+    workers: int | None = None,
+    threads: int | None = None,
+    precision: str = "auto",
     predictor: MaskPredictor | None = None,
     progress: bool = True,
 ) -> MaskJobReport:
-    """Masks for every image under ``images_dir`` (of this shard) that has none yet."""
+    """Masks for every image under ``images_dir`` (of this shard) that has none yet.
+
+    ``model``: u2net, u2netp or grabcut; ``backend``: auto, torch or onnxruntime and ``device``:
+    auto, cpu, cuda or cuda:N (see ``build_predictor``); ``workers``: decode/encode threads
+    (default: one per CPU core, at most 8); ``threads``: the engine's CPU threads;
+    ``precision``: the torch engine's autocast (auto = fp16 on CUDA). A ``predictor`` replaces
+    model/backend/device/batch_size/threads/precision.
+    """
     images_dir, masks_dir = Path(images_dir), Path(masks_dir)
     k, n = shard
     files = list_images(images_dir)[k::n]
     report = MaskJobReport(images=len(files))
+    report_file = masks_dir / f"masks-report-{k}of{n}.json"
+    failures_file = masks_dir / f"masks-failures-{k}of{n}.json"
+    targets = {mask_file(masks_dir, f) for f in files} | {report_file, failures_file}
+    if masks_dir.is_dir():
+        report.stale_temporaries_removed = remove_stale_temporaries(masks_dir, targets)
     todo = [f for f in files if not mask_file(masks_dir, f).is_file()]
     report.already_done = len(files) - len(todo)
     if predictor is None:
-        predictor = PREDICTORS.get(model)(device, batch_size, None)
+        predictor = build_predictor(model, backend, device, batch_size, threads, precision)
+    workers = workers or min(8, os.cpu_count() or 2)
     started = time.perf_counter()
     bar = progress_bar(len(todo), f"masks ({model})", unit="img", enabled=progress)
 
@@ -121,7 +162,17 @@ def generate_masks(
         _collect(writes, report, bar, wait=True)
     bar.close()
     report.seconds = round(time.perf_counter() - started, 3)
-    write_json(masks_dir / f"masks-report-{k}of{n}.json", report.to_dict() | {"model": model})
+    if report.failed:
+        report.failures_file = str(failures_file)
+        write_json(failures_file, {"images": str(images_dir), "failed": report.failed})
+    else:  # an earlier run's list: its images were retried and have masks now
+        failures_file.unlink(missing_ok=True)
+    engine = {
+        "model": model,
+        "predictor": type(predictor).__name__,
+        "device": str(getattr(predictor, "device", "cpu")),
+    }
+    write_json(report_file, report.to_dict() | engine)
     return report
 
 

