@@ -28,7 +28,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import SHARED_BACKGROUNDS  # noqa: E402
 
-from bgbias.device import resolve_device  # noqa: E402
+from bgbias.devices import resolve_device  # noqa: E402
 from bgbias.masks.generate import generate_masks, list_images, mask_file  # noqa: E402
 from bgbias.masks.models import model_path  # noqa: E402
 from bgbias.masks.predictors import U2NetProcessing, build_predictor  # noqa: E402

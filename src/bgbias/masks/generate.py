@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import BgbiasError, DataError
-from ..io import image_files, load_image, save_image, write_json
+from ..io import ensure_writable_dir, image_files, load_image, save_image, write_json
 from ..progress import progress_bar
 from .predictors import MaskPredictor, build_predictor
 
@@ -112,8 +112,8 @@ def generate_masks(
     report_file = masks_dir / f"masks-report-{k}of{n}.json"
     failures_file = masks_dir / f"masks-failures-{k}of{n}.json"
     targets = {mask_file(masks_dir, f) for f in files} | {report_file, failures_file}
-    if masks_dir.is_dir():
-        report.stale_temporaries_removed = remove_stale_temporaries(masks_dir, targets)
+    ensure_writable_dir(masks_dir)  # fail before the model loads, not at the first mask
+    report.stale_temporaries_removed = remove_stale_temporaries(masks_dir, targets)
     todo = [f for f in files if not mask_file(masks_dir, f).is_file()]
     report.already_done = len(files) - len(todo)
     if predictor is None:

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..device import resolve_device
+from ..devices import resolve_device
 from ..errors import BgbiasError, ConfigError
 from ..ort import import_onnxruntime
 from ..registry import Registry
@@ -88,6 +88,8 @@ class OnnxU2NetPredictor(U2NetProcessing):
                     "onnxruntime-gpu`, or use --backend torch); running on the CPU",
                     device,
                 )
+        elif device.type != "cpu":
+            log.warning("device %s: onnxruntime runs on the CPU (--backend torch does not)", device)
         on_gpu = len(providers) > 1
         self.batch_size = batch_size or (GPU_BATCH_SIZE if on_gpu else 1)
         model = str(model_file) if self.batch_size == 1 else str(dynamic_batch_model(model_file))
@@ -164,7 +166,7 @@ class TorchU2NetPredictor(U2NetProcessing):
     resize (uint8); scaling and mean/std run on the device in float32 (rembg: float64, then
     float32; the inputs differ by < 5e-7), which saves 4 ms of CPU and 3/4 of the copy per image.
 
-    ``precision``: "auto" (fp16 on CUDA, fp32 on CPU), "fp32", "fp16" or "bf16" (autocast).
+    ``precision``: "auto" (fp16 on CUDA, else fp32), "fp32", "fp16" or "bf16" (autocast).
     ``threads`` sets torch's intra-op threads for the whole process (``torch.set_num_threads``).
     """
 
@@ -276,7 +278,7 @@ def _torch_engine(name, device, batch_size, threads, precision) -> MaskPredictor
 
 
 def default_backend(device: torch.device) -> str:
-    return "torch" if device.type == "cuda" else CPU_BACKEND
+    return CPU_BACKEND if device.type == "cpu" else "torch"
 
 
 # A mask model: (backend, device, batch_size, threads, precision) -> predictor
@@ -311,8 +313,9 @@ def build_predictor(
     threads: int | None = None,
     precision: str = "auto",
 ) -> MaskPredictor:
-    """The predictor of ``model`` on ``backend`` ("auto": torch on CUDA, the measured faster
-    engine on CPU) and ``device`` ("auto": the first CUDA GPU torch sees, else the CPU)."""
+    """The predictor of ``model`` on ``backend`` ("auto": torch on a GPU, the measured faster
+    engine on the CPU) and ``device`` ("auto": the first CUDA GPU torch sees, else the CPU;
+    see ``bgbias.devices``)."""
     build = PREDICTORS.get(model)
     if backend != "auto" and backend not in U2NET_ENGINES:
         raise ConfigError(
