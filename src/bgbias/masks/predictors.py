@@ -21,10 +21,11 @@ U2NET_SIZE = (320, 320)
 U2NET_MEAN = np.array([0.485, 0.456, 0.406])
 U2NET_STD = np.array([0.229, 0.224, 0.225])
 GPU_BATCH_SIZE = 16
-# bench/masks.py on a 2-core CPU: the torch engine (channels-last) beats onnxruntime for both
-# U2Net and U2NetP (numbers in the commit that set this); on CUDA torch is the default anyway,
-# since onnxruntime-gpu is a common install failure
-CPU_BACKEND = "torch"
+# Measured on a 2-core CPU shared with other jobs (bench/masks.py, 20 CUB images, U2NetP):
+# onnxruntime 0.74 images/s, torch 0.23; idle, torch was up to 1.3x faster per image, but its
+# OpenMP threads collapse when the cores are shared (with the decode threads or other work),
+# onnxruntime's do not, and its masks are exactly rembg's. On a GPU: torch (no onnxruntime-gpu).
+CPU_BACKEND = "onnxruntime"
 
 log = logging.getLogger(__name__)
 
