@@ -26,7 +26,7 @@ def real_model(request, tmp_path_factory):
         except ModelFileError as exc:
             if name not in DOWNLOADABLE:
                 pytest.skip(f"real {name} not provisioned ({exc})")
-        cache = request.config.cache
+        cache = getattr(request.config, "cache", None)  # None under -p no:cacheprovider
         home = cache.mkdir("bgbias-home") if cache else tmp_path_factory.mktemp("bgbias-home")
         with pytest.MonkeyPatch.context() as patch:
             patch.setenv("BGBIAS_HOME", str(home))
