@@ -52,3 +52,12 @@ def test_mask_of_wrong_size_names_both_sizes(tmp_path: Path):
 def test_missing_file(tmp_path: Path):
     with pytest.raises(DataError, match="not found"):
         load_image(tmp_path / "nope.png")
+
+
+def test_atomic_writes_have_ordinary_file_permissions(tmp_path: Path):
+    # a dataset's masks are shared by a team: not the 0600 of a temporary file
+    umask = os.umask(0o022)
+    os.umask(umask)
+    with atomic_write(tmp_path / "m.png", "wb") as handle:
+        handle.write(b"x")
+    assert (tmp_path / "m.png").stat().st_mode & 0o777 == 0o666 & ~umask

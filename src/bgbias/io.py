@@ -68,6 +68,7 @@ def atomic_write(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide files from a shared team
     try:
         with os.fdopen(fd, mode) as handle:
             yield handle
@@ -81,6 +82,8 @@ def atomic_write(
         raise
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 LEFTOVER_PATTERNS = (".*.tmp", ".*.partial-*", ".*.replaced-*")  # what a killed job leaves
 
 
