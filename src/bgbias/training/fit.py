@@ -12,6 +12,7 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from omegaconf import DictConfig
 
 from ..config import monitor_key, to_dict, to_yaml, validate
+from ..data.background_sets import resolve_source
 from ..errors import ConfigError
 from ..io import write_text
 from ..progress import bars_enabled
@@ -47,6 +48,7 @@ def fit(config: DictConfig, callbacks: list[L.Callback] | None = None) -> dict[s
     validate(config)
     out = Path(config.output_dir)
     resume_from = resume_checkpoint(config.resume, out)
+    resolve_source(config.backgrounds.source)  # a photo set not fetched stops here, at once
     L.seed_everything(config.seed, workers=True, verbose=False)
     datamodule = MaskedDataModule(config)
     datamodule.setup("fit")
