@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -151,18 +152,14 @@ class BackgroundBank:
 
 def check_disjoint(banks: dict[str, BackgroundBank]) -> None:
     """Raise if any background appears in two banks (train/val/test must not share photos)."""
-    owner: dict[str, tuple[str, str]] = {}
-    problems = []
-    for split, bank in banks.items():
-        for name, fingerprint in zip(bank.names, bank.fingerprints(), strict=True):
-            if fingerprint in owner and owner[fingerprint][0] != split:
-                other_split, other_name = owner[fingerprint]
-                problems.append(
-                    f"background {name!r} of {split!r} is also in {other_split!r} as {other_name!r}"
-                )
-            owner.setdefault(fingerprint, (split, name))
-    if problems:
-        raise DataProblems("background banks", problems)
+    _refuse_shared(
+        (
+            (split, name, fingerprint)
+            for split, bank in banks.items()
+            for name, fingerprint in zip(bank.names, bank.fingerprints(), strict=True)
+        ),
+        "background banks",
+    )
 
 
 def check_disjoint_files(root: Path) -> None:
@@ -171,21 +168,30 @@ def check_disjoint_files(root: Path) -> None:
     Compares every split folder there, also those not loaded now (training loads only ``val``,
     evaluation only ``test``), by the files' sha256: cheap, no decoding.
     """
+    _refuse_shared(
+        (
+            (split, str(path.relative_to(root / split)), sha256_file(path))
+            for split in BANK_SPLITS
+            if (root / split).is_dir()
+            for path in image_files(root / split)
+        ),
+        root,
+    )
+
+
+def _refuse_shared(items: Iterable[tuple[str, str, str]], where: object) -> None:
+    """``items``: (split, name, fingerprint); raise if a fingerprint is in two splits."""
     owner: dict[str, tuple[str, str]] = {}
     problems = []
-    for split in BANK_SPLITS:
-        if not (root / split).is_dir():
-            continue
-        for path in image_files(root / split):
-            name, digest = str(path.relative_to(root / split)), sha256_file(path)
-            if digest in owner and owner[digest][0] != split:
-                other_split, other_name = owner[digest]
-                problems.append(
-                    f"background {name!r} of {split!r} is also in {other_split!r} as {other_name!r}"
-                )
-            owner.setdefault(digest, (split, name))
+    for split, name, fingerprint in items:
+        if fingerprint in owner and owner[fingerprint][0] != split:
+            other_split, other_name = owner[fingerprint]
+            problems.append(
+                f"background {name!r} of {split!r} is also in {other_split!r} as {other_name!r}"
+            )
+        owner.setdefault(fingerprint, (split, name))
     if problems:
-        raise DataProblems(root, problems)
+        raise DataProblems(where, problems)
 
 
 def load_banks(
