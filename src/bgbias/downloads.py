@@ -78,9 +78,10 @@ def download(
 
     pooch.get_logger().setLevel(logging.WARNING)  # bgbias reports its own progress
     target = Path(target)
-    bar = progress_bar(None, f"downloading {target.name}", unit="B") if progress else None
+    drawn = progress and bars_enabled()
+    bar = progress_bar(None, f"downloading {target.name}", unit="B") if drawn else None
     downloader = pooch.HTTPDownloader(
-        progressbar=bar if bar is not None and bars_enabled() else False,
+        progressbar=bar if bar is not None else False,
         chunk_size=CHUNK_BYTES,
         timeout=TIMEOUT_S,
         headers=headers or {},

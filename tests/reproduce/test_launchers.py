@@ -77,8 +77,8 @@ def test_failed_cell_does_not_stop_the_others_and_reruns_skip_what_is_done(
         ("generated/triplet/base", "attention"),
     ]
     log = out / "generated/contrastive/base/log.txt"
-    failed = "| generated/contrastive/base | failed | train | – | – | – | bgbias: error: something"
-    assert f"{failed} broke ({log}) |" in printed
+    failed = "| generated/contrastive/base | failed | train | – | – | – | evaluate failed: bgbias:"
+    assert f"{failed} error: something broke ({log}) |" in printed
     assert (
         "| generated/triplet/base | done | train,evaluate,attention | 50.00 | 25.00 | 0.125 |"
         in printed

@@ -167,18 +167,13 @@ def fetch_background_set(
     }
 
 
-def describe_background_sets(verify: bool = True) -> list[str]:
+def describe_background_sets() -> list[str]:
     """One line per set: how many of its photos are installed (sha256-checked), and where."""
     lines = ["procedural  seeded textures, made on demand (the generated presets' backgrounds)"]
     for name in BACKGROUND_SETS:
         spec = BACKGROUND_SETS.get(name)
         files = spec.files()
-        good = sum(
-            _installed(spec.folder / f.split / f.name, f)
-            if verify
-            else _size_matches(spec.folder / f.split / f.name, f.size)
-            for f in files
-        )
+        good = sum(_installed(spec.folder / f.split / f.name, f) for f in files)
         state = "installed" if good == len(files) else f"{good} of {len(files)} photos installed"
         lines.append(f"{name:11} {spec.description}: {state} in {spec.folder}")
     return lines

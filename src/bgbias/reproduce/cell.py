@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import shlex
+import signal
 import socket
 import subprocess
 import sys
@@ -83,11 +84,16 @@ def run_stage(
         # the training launches its own DDP processes on the job's GPUs, whatever
         # --ntasks-per-node the cell's job has
         env["SLURM_JOB_NAME"] = "interactive"
+    # SLURM signals every process of the job before its time limit; that warning is for
+    # submitit (it requeues the job), the stage keeps running until the job ends
+    before_exec = _ignore_usr2 if "SLURM_JOB_ID" in env else None
     with open(cell.log, "a", encoding="utf-8") as out:
         out.write(f"\n== {stage} ({time.strftime('%Y-%m-%d %H:%M:%S')}): {shlex.join(argv)}\n")
         out.flush()
         started = out.tell()
-        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
+        process = subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT, env=env, preexec_fn=before_exec
+        )
         with _children_lock:
             _children.add(process)
         try:
@@ -98,6 +104,10 @@ def run_stage(
     if code == 0:
         return 0, None
     return code, _error_line(cell.log, started) or f"{stage} exited with code {code}"
+
+
+def _ignore_usr2() -> None:
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
 
 
 def allow_runs() -> None:

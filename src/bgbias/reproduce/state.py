@@ -124,7 +124,9 @@ def status_markdown(rows: list[dict[str, Any]]) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for row in rows:
-        note = row["log"] if row["state"] != "failed" else f"{row['error']} ({row['log']})"
+        note = row["log"]
+        if row["state"] == "failed":
+            note = f"{row['stage']} failed: {row['error']} ({row['log']})"
         attention = "–" if row["attention"] is None else f"{row['attention']:.3f}"
         lines.append(
             f"| {row['preset']} | {row['state']} | {','.join(row['done']) or '–'} | "
