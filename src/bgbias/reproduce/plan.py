@@ -146,8 +146,8 @@ def plan_cells(
     for name in names:
         cell = Cell(name, out / name, tuple(overrides), stages, repeats, attention_limit)
         config = compose(name, [*overrides, f"output_dir={cell.run_dir}"])
-        if {"train", "evaluate"} & set(stages):
-            resolve_source(config.backgrounds.source)
+        if "train" in stages or ("evaluate" in stages and repeats > 0):
+            resolve_source(config.backgrounds.source)  # attention scores use no backgrounds
         cells.append(cell)
     return cells
 
