@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import http.server
 import json
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -96,3 +101,38 @@ def write_random_u2net(path: Path, name: str = "u2netp", size: int = 64, seed: i
             input_names=["input.1"],
         )
     return model, path
+
+
+@contextlib.contextmanager
+def serve_folder(folder: Path, cut_short: tuple[str, ...] = ()) -> Iterator[str]:
+    """An HTTP server on 127.0.0.1 serving ``folder``; yields its base URL. Files named in
+    ``cut_short`` announce their full length but send only half, then close the connection
+    (a download cut off mid-way)."""
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def do_GET(self):
+            name = self.path.rsplit("/", 1)[-1]
+            if name in cut_short:
+                body = (folder / self.path.lstrip("/")).read_bytes()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body[: len(body) // 2])
+                self.wfile.flush()
+                self.close_connection = True
+                return
+            super().do_GET()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Handler, directory=str(folder))
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,3 +1,5 @@
+import hashlib
+import logging
 import sys
 import types
 
@@ -9,6 +11,7 @@ from bgbias.backbones import BACKBONES, backbone_spec
 from bgbias.backbones.bninception import BNInception, load_bninception_weights
 from bgbias.errors import ConfigError
 from bgbias.models import build_model
+from tests.helpers import serve_folder
 
 
 def test_bninception_structure_and_output_shape():
@@ -54,6 +57,61 @@ def test_missing_bninception_weights_explain_the_offline_route(tmp_path, monkeyp
     monkeypatch.setattr(bni, "WEIGHTS_URL", "http://127.0.0.1:9/bn_inception.pth")
     with pytest.raises(ConfigError, match="model.weights=PATH"):
         build_model("bninception", pretrained=True)
+
+
+def _weights_file(path):
+    torch.save(BNInception().state_dict(), path)
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_bninception_weights_are_downloaded_verified_and_cached(tmp_path, monkeypatch):
+    import bgbias.backbones.bninception as bni
+
+    monkeypatch.setenv("BGBIAS_HOME", str(tmp_path / "home"))
+    (tmp_path / "server").mkdir()
+    good = tmp_path / "server" / bni.WEIGHTS_FILE
+    digest = _weights_file(good)
+    (tmp_path / "server" / "tampered.pth").write_bytes(good.read_bytes()[:-10] + b"0" * 10)
+    monkeypatch.setattr(bni, "WEIGHTS_SHA256", digest)
+    cached = tmp_path / "home" / "weights" / bni.WEIGHTS_FILE
+    with serve_folder(tmp_path / "server") as url:
+        monkeypatch.setattr(bni, "WEIGHTS_URL", f"{url}/tampered.pth")
+        with pytest.raises(ConfigError, match=r"tampered.pth: SHA256 hash .* does not match"):
+            build_model("bninception", pretrained=True)
+        assert not cached.exists()
+        monkeypatch.setattr(bni, "WEIGHTS_URL", f"{url}/{bni.WEIGHTS_FILE}")
+        build_model("bninception", pretrained=True)
+    assert cached.read_bytes() == good.read_bytes()
+    build_model("bninception", pretrained=True)  # offline now: the verified copy is used
+    cached.write_bytes(cached.read_bytes()[:1000])  # damaged later
+    with pytest.raises(ConfigError, match="missing or damaged in .*could not be downloaded"):
+        build_model("bninception", pretrained=True)
+
+
+def test_local_bninception_weights_are_checked(tmp_path, monkeypatch, caplog):
+    import bgbias.backbones.bninception as bni
+    from bgbias.downloads import AssetError
+
+    digest = _weights_file(tmp_path / "w.pth")
+    named = tmp_path / f"bn-{digest[:9]}.pth"
+    named.write_bytes((tmp_path / "w.pth").read_bytes())
+    build_model("bninception", pretrained=True, weights=str(named))
+    wrong = tmp_path / f"bn-{'0' * 9}.pth"
+    wrong.write_bytes(named.read_bytes())
+    with pytest.raises(AssetError, match=f"bn-{'0' * 9}.pth: sha256 .* does not start with"):
+        build_model("bninception", pretrained=True, weights=str(wrong))
+    published = tmp_path / bni.WEIGHTS_FILE  # the published name: the full pinned sha256
+    published.write_bytes(named.read_bytes())
+    with pytest.raises(AssetError, match=f"{bni.WEIGHTS_FILE}: sha256 .* is not the pinned"):
+        build_model("bninception", pretrained=True, weights=str(published))
+    monkeypatch.setattr(bni, "WEIGHTS_SHA256", digest)
+    build_model("bninception", pretrained=True, weights=str(published))
+    monkeypatch.setattr(logging.getLogger("bgbias"), "propagate", True)  # the CLI turns it off
+    with caplog.at_level("WARNING", logger="bgbias"):
+        build_model("bninception", pretrained=True, weights=str(tmp_path / "w.pth"))
+    assert "loaded unverified" in caplog.text
+    with pytest.raises(ConfigError, match="weight file not found"):
+        build_model("bninception", pretrained=True, weights=str(tmp_path / "none.pth"))
 
 
 def test_efficientnet_lite0_imagenet_weights_work_offline():

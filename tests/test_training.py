@@ -18,6 +18,9 @@ from bgbias.training import (
     TrainingDiverged,
     fit,
 )
+from tests.helpers import SHARED
+
+PHOTOS = SHARED / "unsplash_backgrounds"
 
 TINY = BenchmarkConfig(
     image_size=32, train_classes=8, val_classes=3, test_classes=3, images_per_class=6, seed=5
@@ -41,6 +44,7 @@ def small(root, out, *extra):
         "data.batch_size=8",
         "data.iterations_per_epoch=2",
         "trainer.max_epochs=1",
+        "backgrounds.source=procedural",
         "backgrounds.count=6",
         "trainer.enable_progress_bar=false",
         "trainer.accelerator=cpu",
@@ -152,6 +156,71 @@ def test_resume_gives_the_uninterrupted_result(bench, tmp_path):
     b = torch.load(tmp_path / "b" / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
     for key in a:
         assert torch.allclose(a[key].float(), b[key].float(), atol=1e-6), key
+
+
+class RecordValDraws(L.Callback):
+    """The corrupted validation's background indices, per (epoch, trainer function)."""
+
+    def __init__(self):
+        self.draws = {}
+
+    def on_validation_batch_start(self, trainer, module, batch, batch_idx, dataloader_idx=0):
+        key = (trainer.current_epoch, trainer.state.fn.value)
+        self.draws.setdefault(key, module.val_draws.index.clone())
+
+
+@pytest.mark.parametrize("redraw", [True, False])
+def test_corrupted_validation_draws_per_epoch_and_resumes_them(bench, tmp_path, redraw):
+    preset = "generated/triplet/base_corrupted"
+    extra = ["trainer.max_epochs=3", f"backgrounds.val_redraw={redraw}"]
+    straight = RecordValDraws()
+    fit(compose(preset, small(bench, tmp_path / "a", *extra)), callbacks=[straight])
+    draws = [straight.draws[(e, "fit")] for e in range(3)]
+    assert torch.equal(straight.draws[(0, "validate")], draws[0])  # the untrained model's
+    assert all(torch.equal(d, draws[0]) != redraw for d in draws[1:])
+    first, resumed = RecordValDraws(), RecordValDraws()
+    fit(compose(preset, small(bench, tmp_path / "b", *extra)), [StopAfterFirstEpoch(), first])
+    fit(compose(preset, small(bench, tmp_path / "b", *extra, "resume=true")), [resumed])
+    assert sorted(resumed.draws) == [(1, "fit"), (2, "fit")]
+    for epoch in range(3):
+        again = (first if epoch == 0 else resumed).draws[(epoch, "fit")]
+        assert torch.equal(again, draws[epoch]), epoch
+
+
+def test_paper_preset_without_photos_stops_at_once_with_fetch_hint(bench, tmp_path, monkeypatch):
+    monkeypatch.setenv("BGBIAS_HOME", str(tmp_path / "empty-home"))
+    config = compose(
+        "cub200/arcface/bgaugment",
+        [o for o in small(bench, tmp_path / "run") if not o.startswith("backgrounds.source")],
+    )
+    assert config.backgrounds.source == "paper" and config.backgrounds.val_redraw
+    with pytest.raises(DataError, match=r"not installed .*run `bgbias backgrounds fetch paper`"):
+        fit(config)
+    assert not (tmp_path / "run").exists()
+    generated = compose("generated/arcface/bgaugment")
+    assert generated.backgrounds.source == "procedural" and not generated.backgrounds.val_redraw
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not PHOTOS.is_dir(), reason="needs ../shared/data/unsplash_backgrounds")
+def test_paper_preset_on_the_paper_photos_redraws_and_resumes(bench, tmp_path, monkeypatch):
+    from bgbias.data.background_sets import fetch_background_set
+
+    monkeypatch.setenv("BGBIAS_HOME", str(tmp_path / "home"))
+    fetch_background_set("paper", source=PHOTOS, progress=False)
+    preset = "cub200/contrastive/bgaugment"  # BN-Inception at 227 px, from scratch
+    extra = ["trainer.max_epochs=2", "data.iterations_per_epoch=1", "validate_untrained=false"]
+    paper = [o for o in small(bench, tmp_path / "x", *extra) if "backgrounds." not in o]
+    straight, first, resumed = RecordValDraws(), RecordValDraws(), RecordValDraws()
+    fit(compose(preset, [*paper, f"output_dir={tmp_path / 'a'}"]), callbacks=[straight])
+    assert not torch.equal(straight.draws[(0, "fit")], straight.draws[(1, "fit")])
+    out = f"output_dir={tmp_path / 'b'}"
+    fit(compose(preset, [*paper, out]), callbacks=[StopAfterFirstEpoch(), first])
+    fit(compose(preset, [*paper, out, "resume=true"]), callbacks=[resumed])
+    assert torch.equal(first.draws[(0, "fit")], straight.draws[(0, "fit")])
+    assert torch.equal(resumed.draws[(1, "fit")], straight.draws[(1, "fit")])
+    trained = load_trained_model(tmp_path / "b" / "checkpoints" / "last.ckpt")
+    assert trained.config.backgrounds.source == "paper"
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(bench, tmp_path):

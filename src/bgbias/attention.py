@@ -264,9 +264,11 @@ def score_models(
                 limit=limit,
                 progress=progress,
             )
+            run = item.embedder.details  # a bgbias run's preset, loss and mode (for reports)
             summaries[item.key] = {
                 "label": item.embedder.label,
                 "model": item.embedder.spec,
+                **{k: run[k] for k in ("preset", "loss", "mode") if k in run},
                 **item.data,
                 **summarize_scores(scores),
                 "scores": str(out / f"{item.key}.csv"),

@@ -4,8 +4,10 @@ A preset is ``<dataset>/<loss>/<mode>``: the dataset's training settings and the
 hyperparameters (both from the dataset's entry in :mod:`bgbias.data.catalog`, PAPER.md section
 5), and the mode: ``base``, ``bgaugment`` (BGAugment, best checkpoint by corrupted val MAP@R) or
 ``base_corrupted`` (no BGAugment, selection on corrupted val). ``cars196``, ``cub200`` and
-``sop`` are the paper's 30 experiments (+ ``base_corrupted``); ``generated`` runs on the
-generated benchmark. :func:`compose` validates the whole config before anything touches disk.
+``sop`` are the paper's 30 experiments (+ ``base_corrupted``), on the paper's background photos
+with fresh corrupted-validation draws every epoch; ``generated`` runs on the generated
+benchmark with procedural backgrounds and one fixed corrupted-validation draw.
+:func:`compose` validates the whole config before anything touches disk.
 """
 
 from __future__ import annotations
@@ -41,10 +43,15 @@ class DataConfig:
 
 @dataclass
 class BackgroundConfig:
-    source: str = "procedural"  # or a folder with val/ and test/ photo folders
+    # "procedural", a named photo set ("paper": `bgbias backgrounds fetch paper`), or a folder
+    # with val/ and test/ photo folders
+    source: str = "procedural"
     count: int = 100  # procedural backgrounds per split
     seed: int = 0
-    val_seed: int = 1234  # fixed draws of the corrupted validation set
+    val_seed: int = 1234  # seed of the corrupted validation set's draws
+    # false: one fixed draw reused at every validation; true: fresh draws at every validation
+    # (the reference's), seeded by (val_seed, epoch) so a resumed run makes the same draws
+    val_redraw: bool = False
 
 
 @dataclass

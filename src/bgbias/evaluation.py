@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader
 from . import __version__
 from .adapters import AdapterOptions, Embedder, load_embedder
 from .augment import BackgroundReplacer
+from .data.background_sets import resolve_source
 from .data.backgrounds import BackgroundBank, load_banks
 from .data.datasets import MASKS_HINT, IndexedDataset, MaskedImageDataset
 from .data.registry import open_split
@@ -182,6 +183,8 @@ def evaluate_model(
         )
     out = Path(out)
     ensure_writable_dir(out.parent)
+    if repeats > 0:
+        resolve_source(backgrounds)  # a photo set not fetched stops here, before any data
     recipe = embedder.recipe
     test_set = open_split(
         dataset,

@@ -72,3 +72,13 @@ def test_procedural_banks_are_seeded_and_disjoint():
 def test_paper_background_sets_are_disjoint():
     banks = load_banks(SHARED / "unsplash_backgrounds", short_side=64)
     assert len(banks["val"]) == len(banks["test"]) == 100
+
+
+def test_a_photo_shared_by_val_and_test_is_refused_when_only_one_bank_is_loaded(tmp_path):
+    # training loads only val, evaluation only test: the check must still compare both folders
+    _photos(tmp_path / "bgs" / "val", [(50, 40), (40, 50)], seed=1)
+    _photos(tmp_path / "bgs" / "test", [(50, 40)], seed=2)
+    shutil.copy(tmp_path / "bgs" / "val" / "bg1.png", tmp_path / "bgs" / "test" / "copy.png")
+    for splits in (("val",), ("test",)):
+        with pytest.raises(DataProblems, match="'copy.png' of 'test' is also in 'val'"):
+            load_banks(tmp_path / "bgs", short_side=32, splits=splits)

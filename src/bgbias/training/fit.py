@@ -9,15 +9,21 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
 from ..config import monitor_key, to_dict, to_yaml, validate
-from ..errors import ConfigError
+from ..data.background_sets import resolve_source
+from ..errors import BgbiasError, ConfigError
 from ..io import write_text
 from ..progress import bars_enabled
 from .datamodule import MaskedDataModule
 from .module import EmbeddingModule
 from .run_folder import AtomicCheckpointIO, claimed_run_folder, loggers, resume_checkpoint
+
+
+class TrainingStopped(BgbiasError):
+    """The training was told to stop (SIGTERM) before it finished; its last checkpoint is kept."""
 
 
 def resolve_precision(precision: str, accelerator: str) -> str:
@@ -47,6 +53,7 @@ def fit(config: DictConfig, callbacks: list[L.Callback] | None = None) -> dict[s
     validate(config)
     out = Path(config.output_dir)
     resume_from = resume_checkpoint(config.resume, out)
+    resolve_source(config.backgrounds.source)  # a photo set not fetched stops here, at once
     L.seed_everything(config.seed, workers=True, verbose=False)
     datamodule = MaskedDataModule(config)
     datamodule.setup("fit")
@@ -100,9 +107,15 @@ def fit(config: DictConfig, callbacks: list[L.Callback] | None = None) -> dict[s
             enable_progress_bar=bars_enabled() if progress is None else progress,
             enable_model_summary=False,
         )
-        if config.validate_untrained and resume_from is None:
-            trainer.validate(module, datamodule=datamodule, verbose=False)
-        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
+        try:
+            if config.validate_untrained and resume_from is None:
+                trainer.validate(module, datamodule=datamodule, verbose=False)
+            trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
+        except SIGTERMException:  # Lightning stops gracefully, but as a SystemExit(0)
+            raise TrainingStopped(
+                f"{out}: training stopped by SIGTERM at step {trainer.global_step}; continue "
+                "it with resume=true"
+            ) from None
     best = checkpoint.best_model_score
     return {
         "run_dir": str(out),

@@ -29,7 +29,9 @@ class EmbeddingModule(L.LightningModule):
     """Embedding model + DML loss; BGAugment on the device; clean + corrupted validation.
 
     Every epoch the model is validated on the clean val split and on the same split with
-    backgrounds replaced from the val bank (fixed draws, so epochs compare).
+    backgrounds replaced from the val bank: one fixed draw reused at every validation, or with
+    ``backgrounds.val_redraw`` a fresh draw per epoch (the reference's), a function of
+    (val_seed, epoch) alone, so a resumed run and every DDP rank make the same draws.
     """
 
     def __init__(self, config: dict[str, Any], num_classes: int):
@@ -56,6 +58,7 @@ class EmbeddingModule(L.LightningModule):
         )
         self.replacer: BackgroundReplacer | None = None
         self.val_draws: BackgroundDraw | None = None
+        self._val_size = 0
         self._val_outputs: list[tuple[torch.Tensor, ...]] = []
         self._generator: torch.Generator | None = None
 
@@ -66,10 +69,8 @@ class EmbeddingModule(L.LightningModule):
         datamodule = self.trainer.datamodule
         if datamodule is not None and datamodule.replacer is not None:
             self.replacer = datamodule.replacer
-            self.val_draws = self.replacer.draw(
-                len(datamodule.val_set),
-                torch.Generator().manual_seed(self.config.backgrounds.val_seed),
-            )
+            self._val_size = len(datamodule.val_set)
+            self.val_draws = self.draw_val_backgrounds(0)
         if self.trainer.world_size > 1:
             # gathers embeddings across ranks; kept out of the module tree (and checkpoints)
             self.__dict__["_distributed_loss"] = DistributedLossWrapper(self.loss_fn)
@@ -98,8 +99,18 @@ class EmbeddingModule(L.LightningModule):
         )
         return loss
 
+    def draw_val_backgrounds(self, epoch: int) -> BackgroundDraw:
+        """The corrupted val set's backgrounds for ``epoch`` (the same every epoch unless
+        ``val_redraw``)."""
+        seed = self.config.backgrounds.val_seed
+        if self.config.backgrounds.val_redraw:
+            seed = int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+        return self.replacer.draw(self._val_size, torch.Generator().manual_seed(seed))
+
     def on_validation_epoch_start(self) -> None:
         self._val_outputs = []
+        if self.replacer is not None and self.config.backgrounds.val_redraw:
+            self.val_draws = self.draw_val_backgrounds(self.current_epoch)
 
     def validation_step(self, batch, batch_idx: int) -> None:
         images, masks, labels, index = batch

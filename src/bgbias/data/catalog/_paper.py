@@ -1,4 +1,4 @@
-"""What the paper's three datasets share: its training setup (PAPER.md section 5) and how it
+"""What the paper's three datasets share: its training setup (PAPER.md sections 4-5) and how it
 cuts a sorted class list into class-disjoint splits (section 2)."""
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ from typing import Any
 PAPER_TRAINING: dict[str, Any] = {
     "model": {"backbone": "bninception", "pretrained": True, "embedding_size": 128},
     "optimizer": {"name": "rmsprop", "lr": 1e-6, "weight_decay": 1e-4, "momentum": 0.9},
+    # the paper's 100 + 100 photos (PAPER.md section 4), fresh validation draws every epoch
+    "backgrounds": {"source": "paper", "val_redraw": True},
 }
 
 

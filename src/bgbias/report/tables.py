@@ -1,4 +1,4 @@
-"""Result tables (Markdown, LaTeX, CSV) and figures (PNG) from evaluation JSON files.
+"""Result tables (Markdown, LaTeX, CSV) from evaluation JSON files.
 
 The table has the paper's layout: one row per model (loss, with and without BGAugment), and per
 dataset a clean and a corrupted column (MAP@R x 100; corrupted as mean +- std over repeats).
@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import BgbiasError
-from .io import atomic_write
-from .runs import row_label
+from ..errors import BgbiasError
+from ..io import atomic_write
+from ..runs import row_label
 
 MISSING = "–"
 METRIC_TITLES = {"map_at_r": "MAP@R", "precision_at_1": "P@1", "r_precision": "R-Precision"}
@@ -175,45 +175,14 @@ def write_report(table: Table, out: str | os.PathLike) -> list[Path]:
         with atomic_write(out.with_suffix(suffix), "w") as handle:
             handle.write(FORMATS[fmt](table))
         written.append(out.with_suffix(suffix))
+    from .figures import bar_chart
+
     written.append(bar_chart(table, out.with_suffix(".png")))
     return written
 
 
 def _tex(text: str) -> str:
     return text.replace("_", r"\_").replace("&", r"\&").replace("%", r"\%")
-
-
-def bar_chart(table: Table, path: str | os.PathLike) -> Path:
-    """Grouped bars per model, clean vs corrupted (error bar: std over repeats); one panel per
-    dataset. Missing cells leave an empty slot."""
-    import numpy as np
-
-    plt = _pyplot()
-
-    n = len(table.datasets)
-    fig, axes = plt.subplots(
-        1, n, figsize=(max(5.0, 0.9 * len(table.rows) + 2) * n, 4.2), squeeze=False
-    )
-    x = np.arange(len(table.rows))
-    for ax, dataset in zip(axes[0], table.datasets, strict=True):
-        cells = [table.cell(r, dataset) for r in table.rows]
-        clean = [100 * c.clean if c.clean is not None else np.nan for c in cells]
-        mean = [100 * c.corrupted_mean if c.corrupted_mean is not None else np.nan for c in cells]
-        std = [
-            100 * (c.corrupted_std or 0.0) if c.corrupted_mean is not None else 0.0 for c in cells
-        ]
-        ax.bar(x - 0.2, clean, 0.4, label="clean", color="#4C72B0")
-        ax.bar(
-            x + 0.2, mean, 0.4, yerr=std, capsize=3, label="replaced backgrounds", color="#DD8452"
-        )
-        ax.set_xticks(x, table.rows, rotation=25, ha="right")
-        ax.set_ylabel(f"{METRIC_TITLES.get(table.metric, table.metric)} x 100")
-        ax.set_title(dataset)
-        ax.set_ylim(0, 100)
-        ax.grid(axis="y", alpha=0.3)
-    # outside the panels: inside, it covered the tallest bars
-    axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    return _save(fig, path, dpi=120)
 
 
 def attention_table(summaries: dict[str, dict[str, float]], fmt: str = "md") -> str:
@@ -236,51 +205,3 @@ def attention_table(summaries: dict[str, dict[str, float]], fmt: str = "md") -> 
         for label, s in summaries.items()
     ]
     return "\n".join(lines) + "\n"
-
-
-def attribution_figure(
-    images: dict[str, Any], maps: dict[str, Any], scores: dict[str, list[float]], path
-) -> Path:
-    """Rows: an image, then each model's attribution map over it (with its attention score).
-
-    Per model label: images (K, 3, H, W) RGB in [0, 1] as that model saw them, maps (K, H, W)
-    in [0, 1], scores (K,). The first column shows the first model's view.
-    """
-    plt = _pyplot()
-    views = {label: view.permute(0, 2, 3, 1).clamp(0, 1).numpy() for label, view in images.items()}
-    k, cols = len(next(iter(views.values()))), 1 + len(maps)
-    fig, axes = plt.subplots(k, cols, figsize=(2.4 * cols, 2.4 * k), squeeze=False)
-    for row in range(k):
-        axes[row][0].imshow(next(iter(views.values()))[row])
-        for col, (label, model_maps) in enumerate(maps.items(), start=1):
-            axes[row][col].imshow(views[label][row] * 0.35)
-            axes[row][col].imshow(
-                model_maps[row].numpy(), cmap="inferno", alpha=0.75, vmin=0, vmax=1
-            )
-            axes[row][col].set_xlabel(f"score {scores[label][row]:.2f}", fontsize=8)
-            if row == 0:
-                axes[row][col].set_title(label, fontsize=9)
-        if row == 0:
-            axes[row][0].set_title("image", fontsize=9)
-        for ax in axes[row]:
-            ax.set_xticks([])
-            ax.set_yticks([])
-    return _save(fig, path, dpi=110)
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, no display needed
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path, dpi: int) -> Path:
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_write(path, "wb") as handle:
-        fig.savefig(handle, format="png", dpi=dpi)
-    _pyplot().close(fig)
-    return path

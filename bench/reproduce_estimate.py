@@ -1,0 +1,190 @@
+"""What reproducing the paper costs per stage: FLOPs counted, CPU time measured, GPU time
+estimated (no GPU was at hand when this was written; an estimate, and it says so).
+
+Counts the FLOPs of the paper's model (BN-Inception + 128-d head, 227 px) with
+``torch.utils.flop_counter`` for one training step (batch 32, forward + backward), one
+evaluation forward and one SmoothGrad attention image (25 noisy copies, forward + backward to
+the input, frozen weights); measures the same three on this CPU (wall time, medians of repeats)
+and the CPU time one data-loader worker (one torch thread) spends to decode, resize and crop a
+training image and its mask; then estimates each stage of the reproduction on one GPU as
+max(compute at an assumed effective rate, decoding by the data-loader workers).
+
+    python bench/reproduce_estimate.py [--gpu-tflops 10,40] [--workers 4] [--epochs 50,150]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import SHARED_BACKGROUNDS, time_ms  # noqa: E402
+
+from bgbias.config import DataConfig  # noqa: E402
+from bgbias.data.transforms import PairedTransform  # noqa: E402
+from bgbias.models import build_model  # noqa: E402
+
+# PAPER.md sections 2 and 5; val sizes from the class split (val images ~ the class share)
+DATASETS = {  # name: (val images, test images)
+    "cars196": (1_970, 8_131),
+    "cub200": (1_470, 5_924),
+    "sop": (14_900, 60_502),
+}
+STEPS_PER_EPOCH, BATCH, REPEATS, SAMPLES = 100, 32, 5, 25
+RUNS_PER_DATASET = 15  # 5 losses x {base, bgaugment, base_corrupted}
+
+
+def flops(fn) -> float:
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return float(counter.get_total_flops())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--gpu-tflops", default="10,40", help="assumed effective GPU TFLOP/s")
+    parser.add_argument(
+        "--workers", type=int, default=DataConfig().num_workers, help="data-loader processes"
+    )
+    parser.add_argument("--epochs", default="50,150", help="epochs a run takes (early stopping)")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    low_tflops, high_tflops = (float(x) for x in args.gpu_tflops.split(","))
+    few_epochs, many_epochs = (int(x) for x in args.epochs.split(","))
+    torch.manual_seed(0)
+
+    model = build_model("bninception", pretrained=False, embedding_size=128).train()
+    crop = model.recipe.crop
+    batch = torch.randn(BATCH, 3, crop, crop)
+
+    def train_step():
+        model.zero_grad(set_to_none=True)
+        model(batch).sum().backward()
+
+    frozen = build_model("bninception", pretrained=False, embedding_size=128).eval()
+    for p in frozen.parameters():
+        p.requires_grad_(False)
+    one = torch.randn(1, 3, crop, crop)
+
+    def forward():  # a batch, as evaluation embeds: per image below
+        with torch.no_grad():
+            frozen(batch)
+
+    def attention_image():
+        copies = (one + 0.1 * torch.randn(SAMPLES, 3, crop, crop)).requires_grad_(True)
+        frozen(copies).sum().backward()
+
+    counted = {
+        "train step": flops(train_step),
+        "forward": flops(forward) / BATCH,
+        "attention": flops(attention_image),
+    }
+    measured_ms = {
+        "train step": time_ms(train_step, args.repeats, warmup=1),
+        "forward": time_ms(forward, args.repeats, warmup=1) / BATCH,
+        "attention": time_ms(attention_image, args.repeats, warmup=1),
+    }
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs")
+    print("per training step (batch 32), per image forward, per image attention (25 copies):")
+    for name in counted:
+        rate = counted[name] / (measured_ms[name] / 1000) / 1e9
+        print(
+            f"{name:11} {counted[name] / 1e9:8.1f} GFLOP  CPU {measured_ms[name]:9.1f} ms  "
+            f"({rate:.0f} GFLOP/s)"
+        )
+    decode_ms = _decode_ms(model.recipe, args.repeats)
+    decode_rate = args.workers * 1000 / decode_ms  # images/s with the workers in parallel
+    print(
+        f"reading a 500x375 JPEG and its mask: {decode_ms:.1f} ms CPU time (one worker); "
+        f"{decode_rate:.0f} images/s with {args.workers} workers"
+    )
+
+    def gpu_s(flop: float, images: int, tflops: float) -> float:
+        return max(flop / (tflops * 1e12), images / decode_rate)
+
+    print(
+        f"\nestimated GPU time, effective {low_tflops:g}-{high_tflops:g} TFLOP/s "
+        f"(fastest-slowest); training {few_epochs}-{many_epochs} epochs per run:"
+    )
+    header = f"{'dataset':8} {'epoch':>13} {'train run':>15} {'evaluate':>13} {'attention':>13}"
+    print(header)
+    totals = np.zeros(2)
+    for name, (val_images, test_images) in DATASETS.items():
+        epoch = [
+            gpu_s(counted["train step"] * STEPS_PER_EPOCH, STEPS_PER_EPOCH * BATCH, t)
+            + gpu_s(counted["forward"] * 2 * val_images, val_images, t)  # clean + corrupted
+            for t in (high_tflops, low_tflops)
+        ]
+        run = [epoch[0] * few_epochs, epoch[1] * many_epochs]
+        evaluate = [
+            gpu_s(counted["forward"] * (1 + REPEATS) * test_images, test_images, t)
+            for t in (high_tflops, low_tflops)
+        ]
+        attention = [
+            gpu_s(counted["attention"] * test_images, test_images, t)
+            for t in (high_tflops, low_tflops)
+        ]
+        per_cell = np.array(run) + np.array(evaluate) + np.array(attention)
+        totals += RUNS_PER_DATASET * per_cell
+        print(
+            f"{name:8} {_span(epoch, 's'):>13} {_span(np.array(run) / 60, 'min'):>15} "
+            f"{_span(np.array(evaluate) / 60, 'min'):>13} "
+            f"{_span(np.array(attention) / 60, 'min'):>13}"
+        )
+    print(f"all 45 cells on one GPU: {totals[0] / 3600:.0f}-{totals[1] / 3600:.0f} GPU hours")
+
+
+def _span(values, unit: str) -> str:
+    return f"{values[0]:.1f}-{values[1]:.1f} {unit}"
+
+
+def _decode_ms(recipe, repeats: int) -> float:
+    """CPU ms to read one training image (a natural 500x375 JPEG, CUB's typical size: one of
+    the paper's photos, scaled, where ../shared has them; else a smooth synthetic one) and its
+    PNG mask, resize, crop and flip them."""
+    photos = sorted((SHARED_BACKGROUNDS / "val").glob("*.jpeg"))
+    if photos:
+        source = Image.open(photos[0]).convert("RGB").resize((500, 375), Image.BILINEAR)
+    else:
+        y, x = np.mgrid[0:375, 0:500]
+        smooth = np.stack([x * 0.5, y * 0.6, (x + y) * 0.3], axis=-1) % 255
+        source = Image.fromarray(smooth.astype(np.uint8))
+    buffer = io.BytesIO()
+    source.save(buffer, "JPEG", quality=90)
+    data = buffer.getvalue()
+    mask = np.zeros((375, 500), dtype=np.uint8)
+    mask[80:300, 100:400] = 255
+    buffer = io.BytesIO()
+    Image.fromarray(mask).save(buffer, "PNG")
+    mask_data = buffer.getvalue()
+    transform = PairedTransform(recipe, train=True)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in a DataLoader worker
+
+    def decode():  # what the data loader does per training image: image, mask, crop
+        image = Image.open(io.BytesIO(data)).convert("RGB")
+        transform(image, Image.open(io.BytesIO(mask_data)).convert("L"))
+
+    decode()  # warm-up
+    times = []
+    for _ in range(repeats * 20):
+        start = time.process_time()
+        decode()
+        times.append((time.process_time() - start) * 1000)
+    torch.set_num_threads(threads)
+    return float(np.median(times))
+
+
+if __name__ == "__main__":
+    started = time.perf_counter()
+    main()
+    print(f"({time.perf_counter() - started:.0f} s)")

@@ -1,0 +1,131 @@
+"""``bgbias reproduce``: every matching preset through training, evaluation (5 draws of the
+test backgrounds) and attention scores, resumably, on this machine or a SLURM cluster.
+
+Each preset is a *cell*, ``OUT/<dataset>/<loss>/<mode>/`` (see :mod:`.plan`); a finished cell is
+skipped, a killed one resumes from its last checkpoint, a failed one does not stop the others,
+and ``OUT/status.{json,md}`` say where every cell stands. ``bgbias report OUT --compare paper``
+then writes the paper's two tables beside bgbias's numbers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..io import ensure_writable_dir
+from .launchers import LAUNCHERS, LaunchOptions, SlurmOptions
+from .plan import STAGES, Cell, find_cells, parse_stages, plan_cells
+from .state import current_state, read_state, stage_done, status_markdown, write_status
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Reproduction:
+    """What a ``reproduce`` call planned and did."""
+
+    cells: list[Cell]
+    launched: list[Cell]
+    skipped: dict[str, str]  # preset -> why (done, running elsewhere, queued)
+    rows: list[dict[str, Any]] = field(default_factory=list)  # the status table (not dry runs)
+    plan: str = ""  # dry run: what would run
+
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        return [row for row in self.rows if row["state"] == "failed"]
+
+    def table(self) -> str:
+        return status_markdown(self.rows)
+
+
+def reproduce(
+    pattern: str,
+    out: str | os.PathLike,
+    overrides: list[str] | tuple[str, ...] = (),
+    stages: tuple[str, ...] | str = STAGES,
+    launcher: str = "local",
+    options: LaunchOptions | None = None,
+    repeats: int = 5,
+    attention_limit: int | None = None,
+    dry_run: bool = False,
+    resubmit: bool = False,
+) -> Reproduction:
+    """Plan the cells of the presets matching ``pattern`` under ``out`` and run (or submit)
+    those not finished. The launcher, the configs and the photo sets are checked before
+    anything is written; ``dry_run`` writes nothing and returns the plan."""
+    options = options or LaunchOptions()
+    spec = LAUNCHERS.get(launcher)
+    spec.check(options)
+    cells = plan_cells(pattern, out, overrides, parse_stages(stages), repeats, attention_limit)
+    todo, skipped = [], {}
+    for cell in cells:
+        state = current_state(cell) if cell.folder.exists() else "pending"
+        if state in ("done", "running") or (state == "queued" and not resubmit):
+            job = read_state(cell).get("job")
+            skipped[cell.preset] = state + (
+                f" (job {job}; --resubmit to submit again)" if state == "queued" else ""
+            )
+        else:
+            todo.append(cell)
+    if dry_run:
+        return Reproduction(
+            cells, todo, skipped, plan=_plan_text(cells, todo, skipped, spec, options)
+        )
+    ensure_writable_dir(out)
+    for cell in cells:
+        _save(cell)
+    if todo:
+        log.info("%s: %d cell(s) to run, %d skipped", spec.name, len(todo), len(skipped))
+        spec.launch(todo, options)
+    return Reproduction(cells, todo, skipped, rows=write_status(out, cells))
+
+
+def status(out: str | os.PathLike) -> list[dict[str, Any]]:
+    """The status rows of the reproduction in ``out`` (also written as status.json / .md)."""
+    return write_status(out, find_cells(out))
+
+
+def _save(cell: Cell) -> None:
+    if (cell.folder / "cell.json").is_file():
+        before = Cell.load(cell.folder)
+        if before.overrides != cell.overrides:
+            log.warning(
+                "%s: overrides changed (%s -> %s); finished stages are kept",
+                cell.preset,
+                " ".join(before.overrides) or "none",
+                " ".join(cell.overrides) or "none",
+            )
+    cell.save()
+
+
+def _plan_text(cells, todo, skipped, spec, options) -> str:
+    lines = [
+        f"{len(cells)} cell(s) under {cells[0].root}: {len(todo)} to run, {len(skipped)} skipped"
+    ]
+    for cell in cells:
+        if cell.preset in skipped:
+            lines.append(f"  {cell.preset}: {skipped[cell.preset]}")
+            continue
+        lines.append(f"  {cell.preset}:")
+        for stage in cell.stages:
+            done = stage_done(cell, stage)
+            lines.append(f"    {'(done) ' if done else ''}bgbias {shlex.join(cell.command(stage))}")
+    described = spec.describe(todo or cells, options)
+    if described:
+        lines += ["", described]
+    return "\n".join(lines)
+
+
+__all__ = [
+    "LAUNCHERS",
+    "STAGES",
+    "Cell",
+    "LaunchOptions",
+    "Reproduction",
+    "SlurmOptions",
+    "reproduce",
+    "status",
+]
