@@ -20,7 +20,7 @@ from pathlib import Path
 from ..cache import cache_dir
 from ..downloads import AssetError, download, fetch_bytes
 from ..errors import BgbiasError
-from ..io import atomic_write
+from ..io import atomic_write, sha256_file
 from ..registry import Registry
 
 DEFAULT_INDEX = "https://pypi.org/simple"
@@ -79,14 +79,6 @@ def models_dir() -> Path:
     return cache_dir("models")
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def rembg_candidates(spec: ModelFile) -> list[Path]:
     """Where rembg keeps its copy of the model (old and new layouts)."""
     homes = [
@@ -111,7 +103,7 @@ def model_path(name: str) -> Path:
         if (
             candidate.is_file()
             and candidate.stat().st_size == spec.size
-            and sha256_of(candidate) == spec.sha256
+            and sha256_file(candidate) == spec.sha256
         ):
             return candidate
     raise ModelFileError(
@@ -148,7 +140,7 @@ def fetch_model(
     """
     spec = MODEL_FILES.get(name)
     target = models_dir() / spec.filename
-    if target.is_file() and sha256_of(target) == spec.sha256:
+    if target.is_file() and sha256_file(target) == spec.sha256:
         return target
     if source is not None:
         source = Path(source)
@@ -169,7 +161,7 @@ def fetch_model(
 
 
 def _install_copy(spec: ModelFile, source: Path, target: Path) -> Path:
-    digest = sha256_of(source)
+    digest = sha256_file(source)
     if digest != spec.sha256:
         raise ModelFileError(f"{source}: sha256 {digest} is not {spec.name}'s {spec.sha256}")
     with open(source, "rb") as src, atomic_write(target, "wb", durable=True) as dst:
