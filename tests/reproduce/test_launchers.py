@@ -163,6 +163,7 @@ def test_slurm_without_sbatch_is_one_line_before_anything_runs(tmp_path, monkeyp
 
 
 def test_slurm_submits_a_job_array_with_the_requested_resources(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("submitit")  # in the dev extra; optional for users
     bin_dir = _fake_slurm(tmp_path / "bin")
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     out = tmp_path / "out"
@@ -203,6 +204,7 @@ def test_slurm_submits_a_job_array_with_the_requested_resources(tmp_path, monkey
 
 
 def test_slurm_dry_run_shows_the_sbatch_script(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("submitit")  # in the dev extra; optional for users
     bin_dir = _fake_slurm(tmp_path / "bin")
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     args = ["reproduce", PATTERN, "--out", str(tmp_path / "out"), "--launcher", "slurm"]

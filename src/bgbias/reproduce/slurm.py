@@ -30,15 +30,16 @@ JOB_NAME = "bgbias-reproduce"
 
 def check(options: LaunchOptions) -> None:
     """Fail at once, in one line, when jobs cannot be submitted."""
-    try:
-        import submitit  # noqa: F401
-    except ImportError:
-        raise ConfigError("--launcher slurm needs submitit: pip install 'bgbias[slurm]'") from None
+    # the machine first: on a laptop, installing submitit would not help
     if options.slurm.cluster == "slurm" and shutil.which("sbatch") is None:
         raise ConfigError(
             "--launcher slurm: `sbatch` is not on the PATH (run bgbias reproduce on a SLURM "
             "login node, or use --launcher local)"
         )
+    try:
+        import submitit  # noqa: F401
+    except ImportError:
+        raise ConfigError("--launcher slurm needs submitit: pip install 'bgbias[slurm]'") from None
     time_minutes(options.slurm.time)
 
 
