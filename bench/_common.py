@@ -11,9 +11,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-SHARED_BACKGROUNDS = (
-    Path(__file__).resolve().parents[2] / "shared" / "data" / "unsplash_backgrounds"
+# ../shared/data beside the checkout, or beside the worktrees' folder
+SHARED_DATA = next(
+    (p / "shared" / "data" for p in Path(__file__).resolve().parents if (p / "shared").is_dir()),
+    Path(__file__).resolve().parents[2] / "shared" / "data",
 )
+SHARED_BACKGROUNDS = SHARED_DATA / "unsplash_backgrounds"
 
 
 def time_ms(
@@ -30,6 +33,26 @@ def time_ms(
         sync()
         times.append((time.perf_counter() - start) * 1000)
     return statistics.median(times)
+
+
+def pick_device(name: str):
+    """``--device``: ``cpu``, ``cuda`` (an error without a GPU) or ``auto`` (cuda if present)."""
+    import torch
+
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name not in ("cpu", "cuda"):
+        raise SystemExit(f"--device must be cpu, cuda or auto, got {name!r}")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: no CUDA GPU visible to torch")
+    return torch.device(name)
+
+
+def device_sync(device) -> Callable[[], None]:
+    """What to call before reading the clock: waits for queued GPU work."""
+    import torch
+
+    return torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
 
 def background_folder() -> tuple[Path, str]:
