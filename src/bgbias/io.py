@@ -95,7 +95,7 @@ def atomic_write(
     """Write to a temporary file beside ``path`` and rename it into place on success.
 
     A killed process never leaves a partial file at ``path``; ``durable`` also fsyncs, which
-    additionally survives an OS crash at ~1 ms per file.
+    additionally survives an OS crash, at the cost of one disk flush per file.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,8 @@ measures both):
 
 * the image and its mask are packed into one (1, 4, H, W) uint8 tensor (mask as channel 3), so
   every resize handles both at once, with torch's antialiased uint8 bilinear filter, which
-  follows PIL's to within one grey level and is 2-3x faster than PIL's on this CPU;
+  follows PIL's to within one grey level and is faster than PIL's (bench/loader.py's
+  "resize" lines time both);
 * a JPEG decoded at reduced resolution (``bgbias.io.decode_image(path, min_side)``) is resampled
   with PIL from a fractional box, so its geometry follows its full-resolution size exactly and
   it stays aligned with its full-resolution mask.
@@ -75,8 +76,8 @@ def resized_region(
 
 def packed(image: Image.Image, mask: Image.Image | None = None) -> torch.Tensor:
     """(1, 4, H, W) uint8, channels-last in memory: RGB and ``mask`` (255 where None) as
-    channel 3. Four channels: torch's uint8 resize is fastest there (on this CPU 0.53 ms for
-    500x375 -> 341x256, against 0.74 for three channels and 1.4 for one)."""
+    channel 3. Four channels: torch's uint8 resize is fastest there, faster than with three
+    or one (bench/loader.py's "resize" lines)."""
     if image.mode != "RGB":
         image = image.convert("RGB")
     raw = np.frombuffer(image.tobytes("raw", "RGBX"), dtype=np.uint8)
