@@ -36,16 +36,15 @@ def time_ms(
 
 
 def pick_device(name: str):
-    """``--device``: ``cpu``, ``cuda`` (an error without a GPU) or ``auto`` (cuda if present)."""
-    import torch
+    """``--device``: ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (bgbias's own resolution; a
+    device this machine lacks exits with bgbias's one-line error)."""
+    from bgbias.devices import resolve_device
+    from bgbias.errors import ConfigError
 
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name not in ("cpu", "cuda"):
-        raise SystemExit(f"--device must be cpu, cuda or auto, got {name!r}")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: no CUDA GPU visible to torch")
-    return torch.device(name)
+    try:
+        return resolve_device(name)
+    except ConfigError as exc:
+        raise SystemExit(f"--device: {exc}") from None
 
 
 def device_sync(device) -> Callable[[], None]:

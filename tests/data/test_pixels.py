@@ -12,7 +12,7 @@ from bgbias.data.transforms import (
     center_crop_box,
     random_resized_crop_params,
 )
-from bgbias.io import decode_image
+from bgbias.decoding import decode_image
 
 
 def _photo(rng: np.random.Generator, width: int, height: int) -> Image.Image:

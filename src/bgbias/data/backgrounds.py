@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..decoding import decode_image
 from ..errors import DataError, DataProblems
-from ..io import decode_image, image_files
+from ..io import image_files
 from .pixels import resize_shorter
 from .procedural import texture
 

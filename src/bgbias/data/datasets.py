@@ -27,18 +27,16 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from ..errors import DataError, DataProblems, MissingMasksError
-from ..io import (
+from ..decoding import (
     DecodedImage,
     decode_image,
-    image_files,
-    is_image_file,
     load_mask,
     mask_mode_problem,
     mask_size_problem,
     read_header,
-    write_json,
 )
+from ..errors import DataError, DataProblems, MissingMasksError
+from ..io import image_files, is_image_file, write_json
 
 SPLITS = ("train", "val", "test")
 # (image, mask[, generator]) -> (image (3, H, W), mask (1, H, W)). A transform with a
@@ -260,7 +258,7 @@ def _read_splits(listing: Listing) -> dict[str, list[str]] | None:
 def verify_files(samples: Sequence[Sample], full: bool, workers: int = 8) -> list[str]:
     """Problems with the files of ``samples``: unreadable files, masks of a rejected mode or
     another size than their image's; with ``full`` (every file decoded) also corrupt/truncated
-    files, masks with coloured pixels and 16-bit values out of range (rules: ``bgbias.io``)."""
+    files, masks with coloured pixels and 16-bit values out of range (``bgbias.decoding``)."""
 
     def check(sample: Sample) -> str | None:
         try:
@@ -274,7 +272,7 @@ def verify_files(samples: Sequence[Sample], full: bool, workers: int = 8) -> lis
             problem = mask_mode_problem(mask.mode)
             if problem:
                 return f"{sample.mask}: {problem}"
-            # a mask of the image's stored size is turned with it (see bgbias.io)
+            # a mask of the image's stored size is turned with it (see bgbias.decoding)
             if mask.size not in (image.size, image.stored_size):
                 return mask_size_problem(sample.mask, mask.size, image.size)
         except DataError as exc:

@@ -9,9 +9,9 @@ measures both):
   every resize handles both at once, with torch's antialiased uint8 bilinear filter, which
   follows PIL's to within one grey level and is faster than PIL's (bench/loader.py's
   "resize" lines time both);
-* a JPEG decoded at reduced resolution (``bgbias.io.decode_image(path, min_side)``) is resampled
-  with PIL from a fractional box, so its geometry follows its full-resolution size exactly and
-  it stays aligned with its full-resolution mask.
+* a JPEG decoded at reduced resolution (``bgbias.decoding.decode_image(path, min_side)``) is
+  resampled with PIL from a fractional box, so its geometry follows its full-resolution size
+  exactly and it stays aligned with its full-resolution mask.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ..io import DecodedImage
+from ..decoding import DecodedImage
 
 Box = tuple[int, int, int, int]  # (left, top, right, bottom), pixels
 
@@ -76,8 +76,8 @@ def resized_region(
 
 def packed(image: Image.Image, mask: Image.Image | None = None) -> torch.Tensor:
     """(1, 4, H, W) uint8, channels-last in memory: RGB and ``mask`` (255 where None) as
-    channel 3. Four channels: torch's uint8 resize is fastest there, faster than with three
-    or one (bench/loader.py's "resize" lines)."""
+    channel 3: one resize of four channels costs about one of three, so the mask rides along
+    (bench/loader.py's "resize" lines time 4 channels against 3 + 1)."""
     if image.mode != "RGB":
         image = image.convert("RGB")
     raw = np.frombuffer(image.tobytes("raw", "RGBX"), dtype=np.uint8)

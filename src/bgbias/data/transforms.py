@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 import torch
 from PIL import Image
 
-from ..io import DecodedImage
+from ..decoding import DecodedImage
 from ..registry import Registry
 from .pixels import as_decoded, frame_region, resize, shorter_side_size
 
@@ -188,7 +188,7 @@ class PairedTransform:
 
     ``mask`` may be None (a dataset without masks): then an all-ones mask is returned, meaning
     "everything is foreground", which leaves images unchanged under compositing. ``image`` may
-    be a :class:`~bgbias.io.DecodedImage` decoded at reduced resolution (down to
+    be a :class:`~bgbias.decoding.DecodedImage` decoded at reduced resolution (down to
     ``source_side``): its geometry follows its full-resolution size, so it stays aligned with
     its full-resolution mask.
     """
@@ -203,7 +203,7 @@ class PairedTransform:
     @property
     def source_side(self) -> int:
         """The shorter side images are resized to: decoding more pixels than that is wasted
-        (``bgbias.io.decode_image(path, min_side=source_side)``)."""
+        (``bgbias.decoding.decode_image(path, min_side=source_side)``)."""
         return self.recipe.resize
 
     def __call__(
