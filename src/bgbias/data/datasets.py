@@ -96,7 +96,9 @@ class MaskedImageDataset(Dataset):
         image, mask = self._decode(index)
         return image.pixels, mask
 
-    def _decode(self, index: int, min_side: int | None = None):
+    def _decode(
+        self, index: int, min_side: int | None = None
+    ) -> tuple[DecodedImage, Image.Image | None]:
         """(DecodedImage, mask); cached at full resolution when caching, else JPEGs reduced
         down to ``min_side`` (the image and its mask are aligned by the image's full size)."""
         if self._cache is not None:

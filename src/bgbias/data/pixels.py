@@ -83,7 +83,7 @@ def packed(image: Image.Image, mask: Image.Image | None = None) -> torch.Tensor:
     raw = np.frombuffer(image.tobytes("raw", "RGBX"), dtype=np.uint8)
     array = raw.reshape(image.height, image.width, 4).copy()  # writable: torch shares it
     if mask is not None:  # numpy writes one channel fast (3-of-4 strided copies are slow)
-        array[:, :, 3] = np.asarray(mask)
+        array[:, :, 3] = np.asarray(mask if mask.mode == "L" else mask.convert("L"))
     return torch.from_numpy(array).permute(2, 0, 1)[None]
 
 
