@@ -1,8 +1,9 @@
 """BGAugment compositing, one batch of 32 at 227 px: bgbias against two baselines.
 
 * reference (PAPER.md section 4): inside the training step, for each image, open a random
-  background photo with PIL and apply the train transform (resize shorter side 256,
-  RandomResizedCrop 227, flip, to tensor, BGR, x255 - mean), stack, composite;
+  background photo with PIL and apply the torchvision-style train transform (resize shorter
+  side 256, RandomResizedCrop 227, flip, to tensor, BGR, x255 - mean; bench/loader.py's
+  baseline pipeline), stack, composite;
 * pre-decoded: the strongest simple alternative: backgrounds decoded once (shorter side 256)
   into uint8 tensors on the device; per step and image, a random crop box, ``F.interpolate``
   to 227, flip, normalise; composite;
@@ -30,11 +31,13 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import background_folder, device_sync, pick_device, time_ms  # noqa: E402
+from loader import torchvision_pipeline  # noqa: E402
 
 from bgbias.augment import PER_IMAGE_ABOVE, BackgroundReplacer, composite  # noqa: E402
 from bgbias.data.backgrounds import BackgroundBank  # noqa: E402
-from bgbias.data.transforms import RECIPES, PairedTransform, random_resized_crop_params  # noqa: E402
-from bgbias.io import image_files, load_image  # noqa: E402
+from bgbias.data.pixels import shorter_side_size  # noqa: E402
+from bgbias.data.transforms import RECIPES, random_resized_crop_params  # noqa: E402
+from bgbias.io import image_files  # noqa: E402
 
 
 def predecode(files: list[Path], short_side: int, device: torch.device) -> list[torch.Tensor]:
@@ -42,12 +45,7 @@ def predecode(files: list[Path], short_side: int, device: torch.device) -> list[
     out = []
     for path in files:
         image = Image.open(path).convert("RGB")
-        w, h = image.size
-        size = (
-            (short_side, int(short_side * h / w))
-            if w <= h
-            else (int(short_side * w / h), short_side)
-        )
+        size = shorter_side_size(*image.size, short_side)
         array = np.array(image.resize(size, Image.BILINEAR))
         out.append(torch.from_numpy(array).permute(2, 0, 1).contiguous().to(device))
     return out
@@ -73,12 +71,15 @@ def main() -> None:
         f"device {device}; torch threads {torch.get_num_threads()}; a shared machine"
     )
 
-    background_transform = PairedTransform(recipe, train=True)
     rng = random.Random(0)
+    reference_draws = torch.Generator().manual_seed(0)
 
     def reference() -> torch.Tensor:
         backgrounds = [
-            background_transform(load_image(rng.choice(files)), None)[0] for _ in range(args.batch)
+            torchvision_pipeline(
+                Image.open(rng.choice(files)).convert("RGB"), None, True, reference_draws
+            )[0]
+            for _ in range(args.batch)
         ]
         return composite(images, masks, torch.stack(backgrounds).to(device))
 

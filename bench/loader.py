@@ -39,11 +39,14 @@ from _common import SHARED_DATA, background_folder, pick_device, time_ms  # noqa
 
 from bgbias.data.backgrounds import BackgroundBank  # noqa: E402
 from bgbias.data.datasets import FolderDataset  # noqa: E402
+from bgbias.data.pixels import shorter_side_size  # noqa: E402
 from bgbias.data.procedural import texture  # noqa: E402
 from bgbias.data.transforms import RECIPES, PairedTransform, random_resized_crop_params  # noqa: E402
 from bgbias.io import image_files  # noqa: E402
 
 RECIPE = RECIPES.get("bninception")
+MEAN = torch.tensor(RECIPE.normalization.mean).view(3, 1, 1)
+STD = torch.tensor(RECIPE.normalization.std).view(3, 1, 1)
 CLASSES = 30
 
 
@@ -78,55 +81,57 @@ def write_photos(root: Path, count: int, size: tuple[int, int], seed: int = 0) -
     (root / "splits.json").write_text(json.dumps({"train": [f"c{c:02d}" for c in range(classes)]}))
 
 
+def torchvision_pipeline(image: Image.Image, mask: Image.Image | None, train: bool, generator):
+    """torchvision's transforms on PIL images, written out: Resize(256), RandomResizedCrop(227)
+    + RandomHorizontalFlip (train) or CenterCrop(227), ToTensor, BGR x255, Normalize; the same
+    geometry on the mask. Returns (image (3, 227, 227), mask (1, 227, 227) or None)."""
+
+    def resize(picture: Image.Image, size: int) -> Image.Image:  # T.Resize(256)
+        w, h = picture.size
+        new = (size, int(size * h / w)) if w <= h else (int(size * w / h), size)
+        return picture.resize(new, Image.BILINEAR)
+
+    def to_tensor(picture: Image.Image) -> torch.Tensor:  # T.ToTensor
+        array = np.array(picture, np.uint8, copy=True)
+        tensor = torch.from_numpy(array).view(picture.height, picture.width, -1)
+        return tensor.permute(2, 0, 1).contiguous().float().div(255)
+
+    pictures = [resize(p, RECIPE.resize) for p in (image, mask) if p is not None]
+    if train:
+        top, left, h, w = random_resized_crop_params(
+            pictures[0].height, pictures[0].width, RECIPE.scale, RECIPE.ratio, generator
+        )
+        box, size = (left, top, left + w, top + h), (RECIPE.crop, RECIPE.crop)
+        pictures = [p.crop(box).resize(size, Image.BILINEAR) for p in pictures]
+        if torch.rand(1, generator=generator).item() < 0.5:
+            pictures = [p.transpose(Image.Transpose.FLIP_LEFT_RIGHT) for p in pictures]
+    else:
+        left = int(round((pictures[0].width - RECIPE.crop) / 2.0))
+        top = int(round((pictures[0].height - RECIPE.crop) / 2.0))
+        pictures = [p.crop((left, top, left + RECIPE.crop, top + RECIPE.crop)) for p in pictures]
+    x = to_tensor(pictures[0])[[2, 1, 0]] * 255  # Caffe BGR x255, then T.Normalize
+    x = x.clone().sub_(MEAN).div_(STD)
+    return x, (to_tensor(pictures[1]) if mask is not None else None)
+
+
 class TorchvisionStyle(Dataset):
     """The per-sample pipeline as torchvision's transforms run it on PIL images."""
 
     def __init__(self, samples, train: bool = True):
         self.samples = samples
         self.train = train
-        self.mean = torch.tensor(RECIPE.normalization.mean).view(3, 1, 1)
-        self.std = torch.tensor(RECIPE.normalization.std).view(3, 1, 1)
 
     def __len__(self) -> int:
         return len(self.samples)
 
-    @staticmethod
-    def resize(image: Image.Image, size: int) -> Image.Image:  # T.Resize(256)
-        w, h = image.size
-        new = (size, int(size * h / w)) if w <= h else (int(size * w / h), size)
-        return image.resize(new, Image.BILINEAR)
-
-    @staticmethod
-    def to_tensor(image: Image.Image) -> torch.Tensor:  # T.ToTensor
-        array = np.array(image, np.uint8, copy=True)
-        tensor = torch.from_numpy(array).view(image.height, image.width, -1)
-        return tensor.permute(2, 0, 1).contiguous().float().div(255)
-
     def __getitem__(self, key):
         index, seed = key
-        generator = torch.Generator().manual_seed(seed)
         sample = self.samples[index]
         image = Image.open(sample.image).convert("RGB")
         mask = Image.open(sample.mask).convert("L")
-        image, mask = self.resize(image, RECIPE.resize), self.resize(mask, RECIPE.resize)
-        if self.train:  # T.RandomResizedCrop(227) + T.RandomHorizontalFlip()
-            top, left, h, w = random_resized_crop_params(
-                image.height, image.width, RECIPE.scale, RECIPE.ratio, generator
-            )
-            box, size = (left, top, left + w, top + h), (RECIPE.crop, RECIPE.crop)
-            image = image.crop(box).resize(size, Image.BILINEAR)
-            mask = mask.crop(box).resize(size, Image.BILINEAR)
-            if torch.rand(1, generator=generator).item() < 0.5:
-                image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-                mask = mask.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        else:  # T.CenterCrop(227)
-            left = int(round((image.width - RECIPE.crop) / 2.0))
-            top = int(round((image.height - RECIPE.crop) / 2.0))
-            box = (left, top, left + RECIPE.crop, top + RECIPE.crop)
-            image, mask = image.crop(box), mask.crop(box)
-        x = self.to_tensor(image)[[2, 1, 0]] * 255  # Caffe BGR x255, then T.Normalize
-        x = x.clone().sub_(self.mean).div_(self.std)
-        return x, self.to_tensor(mask), sample.label
+        generator = torch.Generator().manual_seed(seed)
+        x, m = torchvision_pipeline(image, mask, self.train, generator)
+        return x, m, sample.label
 
 
 def loader_rates(datasets: dict, keys, workers: int, repeats: int, device) -> dict[str, list]:
@@ -207,7 +212,8 @@ def bank_ratio(repeats: int) -> None:
     def full_decodes():  # what from_folder did before: full decode, resize, array
         def decode(path):
             image = Image.open(path).convert("RGB")
-            return np.asarray(TorchvisionStyle.resize(image, RECIPE.resize))
+            size = shorter_side_size(*image.size, RECIPE.resize)
+            return np.asarray(image.resize(size, Image.BILINEAR))
 
         with ThreadPoolExecutor(max_workers=8) as pool:
             arrays = list(pool.map(decode, files))
