@@ -33,7 +33,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import device_sync, pick_device  # noqa: E402
 
-from bgbias.config import compose, to_dict  # noqa: E402
+from bgbias.config import compose, to_dict, uses_bgaugment  # noqa: E402
 from bgbias.data.generate import generate_benchmark  # noqa: E402
 from bgbias.data.transforms import RECIPES  # noqa: E402
 from bgbias.training import EmbeddingModule, MaskedDataModule  # noqa: E402
@@ -100,7 +100,7 @@ def bare_rate(config, steps: int, device, channels_last: bool) -> float:
     configured = module.configure_optimizers()
     optimizer = configured["optimizer"]
     scheduler = configured.get("lr_scheduler", {}).get("scheduler")
-    replacer = datamodule.replacer if config.bgaugment else None
+    replacer = datamodule.replacer if uses_bgaugment(config) else None
     state = np.random.SeedSequence([config.seed, 0, 0, 1])  # the module's per-epoch generator
     generator = torch.Generator().manual_seed(int(state.generate_state(1)[0]))
     bf16 = config.trainer.precision == "bf16-mixed"
@@ -172,9 +172,11 @@ def main() -> None:
         root = args.root or str(tmp / "benchmark")
         if args.root is None:
             generate_benchmark(root)
+        # one epoch covers the run (a longer one makes the sampler draw millions of indices
+        # before the first batch)
         common = [
             f"data.root={root}",
-            "data.iterations_per_epoch=100000",
+            f"data.iterations_per_epoch={WARMUP + args.steps + 1}",
             *options,
             *args.overrides,
         ]
