@@ -11,9 +11,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-SHARED_BACKGROUNDS = (
-    Path(__file__).resolve().parents[2] / "shared" / "data" / "unsplash_backgrounds"
+# ../shared/data beside the checkout, or beside the worktrees' folder
+SHARED_DATA = next(
+    (p / "shared" / "data" for p in Path(__file__).resolve().parents if (p / "shared").is_dir()),
+    Path(__file__).resolve().parents[2] / "shared" / "data",
 )
+SHARED_BACKGROUNDS = SHARED_DATA / "unsplash_backgrounds"
 
 
 def time_ms(
@@ -30,6 +33,25 @@ def time_ms(
         sync()
         times.append((time.perf_counter() - start) * 1000)
     return statistics.median(times)
+
+
+def pick_device(name: str):
+    """``--device``: ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (bgbias's own resolution; a
+    device this machine lacks exits with bgbias's one-line error)."""
+    from bgbias.devices import resolve_device
+    from bgbias.errors import ConfigError
+
+    try:
+        return resolve_device(name)
+    except ConfigError as exc:
+        raise SystemExit(f"--device: {exc}") from None
+
+
+def device_sync(device) -> Callable[[], None]:
+    """What to call before reading the clock: waits for queued GPU work."""
+    import torch
+
+    return torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
 
 def background_folder() -> tuple[Path, str]:

@@ -13,7 +13,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+# ../shared/data beside the checkout (the lead's), or beside the worktrees' folder (helpers')
+SHARED = next(
+    (p / "shared" / "data" for p in Path(__file__).resolve().parents if (p / "shared").is_dir()),
+    Path(__file__).resolve().parents[2] / "shared" / "data",
+)
 
 
 def write_folder_dataset(
@@ -43,6 +47,15 @@ def write_folder_dataset(
     if splits is not None:
         (root / "splits.json").write_text(json.dumps(splits))
     return root
+
+
+def write_oriented_jpeg(path: Path, displayed: np.ndarray, orientation: int = 6) -> None:
+    """Save ``displayed`` (H, W, 3) as a JPEG stored sideways, with the EXIF ``orientation``
+    (6 or 8) that turns it back, as phone cameras do."""
+    inverse = {6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270}[orientation]
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(displayed).transpose(inverse).save(path, quality=95, exif=exif.tobytes())
 
 
 def write_onnx_masker(path: Path, layers: int = 0) -> Path:

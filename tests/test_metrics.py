@@ -118,6 +118,14 @@ def test_blocked_torch_path_equals_faiss():
     assert a == pytest.approx(b, abs=1e-12)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_search_equals_faiss():
+    embeddings, labels = clustered(4, [6] * 50, 64, 1.0)
+    a = retrieval_metrics(embeddings, labels, backend="faiss")
+    b = retrieval_metrics(embeddings, labels, device="cuda", block_size=33)
+    assert a == pytest.approx(b, abs=1e-12)
+
+
 def test_nan_embedding_names_the_first_bad_item():
     embeddings = torch.randn(10, 4)
     embeddings[6, 2] = float("nan")

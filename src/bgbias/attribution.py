@@ -35,7 +35,8 @@ def reference_embedding(
 @contextlib.contextmanager
 def frozen(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
     """Eval mode, parameters not requiring grad (no weight gradients) and channels-last
-    convolution weights (1.5x faster input gradients for BN-Inception on CPU), restored after."""
+    convolution weights (faster input gradients on a CPU: bench/attention.py measures the gain),
+    restored after."""
     was_training = model.training
     requires = [p.requires_grad for p in model.parameters()]
     was_channels_last = [

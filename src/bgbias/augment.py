@@ -16,8 +16,8 @@ import torch.nn.functional as F
 from .data.backgrounds import BackgroundBank
 from .data.transforms import Recipe, random_resized_crop_boxes
 
-# CPU crossover measured on 2 cores: at 64 px the batched path takes 2.4 ms for 32 crops against
-# 7.4 for the per-image one, at 128 px 14.4 against 8.3
+# CPU render path by crop size: bench/bgaugment.py times both paths at 64, 96, 128 and 227 px
+# (its "CPU render paths" lines); the per-image one wins on large crops
 PER_IMAGE_ABOVE = 96
 
 
@@ -105,7 +105,7 @@ class BackgroundReplacer:
 
     def _render_each(self, draw: BackgroundDraw, atlas: torch.Tensor) -> torch.Tensor:
         # For large crops on a CPU, one F.interpolate per image beats one grid_sample over the
-        # atlas (separable, cache-friendly): 22 vs 35 ms for 32 crops at 227 px on 2 cores.
+        # atlas (separable, cache-friendly); bench/bgaugment.py measures both.
         crop = self.recipe.crop
         out = torch.empty(len(draw), 3, crop, crop, dtype=atlas.dtype)
         origins = self.bank.origins[draw.index].tolist()

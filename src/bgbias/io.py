@@ -1,4 +1,9 @@
-"""File I/O with clear errors and atomic writes (a killed job never leaves a half-written file)."""
+"""File I/O with clear errors and atomic writes (a killed job never leaves a half-written file).
+
+Images and masks are decoded by :mod:`bgbias.decoding` (EXIF orientation, 16-bit files, which
+masks are accepted, decompression bombs, reduced JPEG decoding: the rules are there); its
+``load_image``, ``load_mask`` and ``read_size`` can still be imported from here.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +18,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from .errors import DataError, OutputError
+from .decoding import load_image, load_mask, read_size  # noqa: F401  (their old home)
+from .errors import OutputError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
 
@@ -63,7 +69,7 @@ def atomic_write(
     """Write to a temporary file beside ``path`` and rename it into place on success.
 
     A killed process never leaves a partial file at ``path``; ``durable`` also fsyncs, which
-    additionally survives an OS crash at ~1 ms per file.
+    additionally survives an OS crash, at the cost of one disk flush per file.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -164,46 +170,3 @@ def save_image(image: Image.Image, path: str | os.PathLike, **save_kwargs: Any) 
         raise ValueError(f"{path}: unknown image suffix")
     with atomic_write(path, "wb") as handle:
         image.save(handle, format=fmt, **save_kwargs)
-
-
-def load_image(path: str | os.PathLike) -> Image.Image:
-    """Decode an image fully as RGB; a missing, corrupt or truncated file raises DataError."""
-    return _load(path, "RGB", "image")
-
-
-def load_mask(path: str | os.PathLike, expected_size: tuple[int, int] | None = None) -> Image.Image:
-    """Decode a single-channel mask (0 = background, 255 = object) as mode ``L``.
-
-    ``expected_size`` is the (width, height) of the image the mask belongs to.
-    """
-    mask = _load(path, "L", "mask")
-    if expected_size is not None and mask.size != tuple(expected_size):
-        raise DataError(
-            f"{path}: mask is {mask.size[0]}x{mask.size[1]} but its image is "
-            f"{expected_size[0]}x{expected_size[1]}"
-        )
-    return mask
-
-
-def read_size(path: str | os.PathLike) -> tuple[int, int]:
-    """(width, height) from the file header only, without decoding the pixels."""
-    try:
-        with Image.open(path) as image:
-            return image.size
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise DataError(f"{path}: not a readable image ({exc})") from None
-
-
-def _load(path: str | os.PathLike, mode: str, what: str) -> Image.Image:
-    try:
-        with Image.open(path) as image:
-            image.load()
-            if image.mode == "P" and what == "mask":
-                image = image.convert("L")
-            return image.convert(mode) if image.mode != mode else image.copy()
-    except FileNotFoundError:
-        raise DataError(f"{path}: {what} file not found") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise DataError(f"{path}: corrupt or truncated {what} ({exc})") from None

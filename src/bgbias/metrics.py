@@ -13,12 +13,13 @@ from its own neighbours), and give the same values:
 * Ties: equal distances rank by item index (lower first), so exact duplicate embeddings always
   come out in index order (any library orders them arbitrarily; only there can PML differ).
 
-Without faiss, blocked torch matrix products give the same neighbours up to float32 rounding of
-near-ties; memory stays at ``O(block * N)`` either way.
+Without faiss, or with ``device="cuda"``, blocked torch matrix products give the same
+neighbours up to float32 rounding of near-ties; memory stays at ``O(block * N)`` either way.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
@@ -41,11 +42,13 @@ def retrieval_metrics(
     distance: str = "cosine",
     backend: str = "auto",
     block_size: int | None = None,
+    device: str | torch.device = "cpu",
 ) -> dict[str, float]:
     """MAP@R, Precision@1 and R-Precision (fractions in [0, 1]) of every item against the rest.
 
     embeddings: (N, D) float; labels: (N,) integers. Returns ``{"map_at_r", "precision_at_1",
-    "r_precision"}``; all NaN when no class has two items.
+    "r_precision"}``; all NaN when no class has two items. ``device``: where the neighbour
+    search runs (``"cuda"``: torch on the GPU, bench/metrics.py --device cuda measures it).
     """
     emb, lab = _validate(embeddings, labels)
     _, inverse, counts = torch.unique(lab, return_inverse=True, return_counts=True)
@@ -55,7 +58,7 @@ def retrieval_metrics(
         return dict.fromkeys(METRIC_NAMES, float("nan"))
     k = int(relevant.max())
     neighbours = nearest_neighbors(
-        emb, k, distance=distance, backend=backend, block_size=block_size
+        emb, k, distance=distance, backend=backend, block_size=block_size, device=device
     )
     hits = lab[neighbours] == lab[:, None]  # (N, k)
     rank = torch.arange(1, k + 1)
@@ -79,8 +82,13 @@ def nearest_neighbors(
     distance: str = "cosine",
     backend: str = "auto",
     block_size: int | None = None,
+    device: str | torch.device = "cpu",
 ) -> torch.Tensor:
-    """(N, k) indices of each item's k nearest other items, best first (ties: lower index)."""
+    """(N, k) indices of each item's k nearest other items, best first (ties: lower index).
+
+    ``backend="auto"``: faiss on the CPU when installed, else (and on a GPU ``device``) torch.
+    """
+    device = torch.device(device)
     if distance not in ("cosine", "euclidean"):
         raise ValueError(f"distance must be 'cosine' or 'euclidean', got {distance!r}")
     emb = embeddings.float().cpu().contiguous()
@@ -91,10 +99,13 @@ def nearest_neighbors(
     if k <= 0:
         return torch.empty(n, 0, dtype=torch.long)
     if backend == "auto":
-        backend = "faiss" if _has_faiss() else "torch"
+        backend = "faiss" if _has_faiss() and device.type == "cpu" else "torch"
     if backend not in ("faiss", "torch"):
         raise ValueError(f"backend must be 'auto', 'faiss' or 'torch', got {backend!r}")
-    search = _faiss_search if backend == "faiss" else _torch_search
+    search = (
+        _faiss_search if backend == "faiss" else functools.partial(_torch_search, device=device)
+    )
+
     wanted = min(n, k + 1 + EXTRA_CANDIDATES)  # the query itself + k + spare
     dist, ids = search(emb, emb, wanted, block_size)
     ranked, ranked_dist = _rank(dist, ids, n)
@@ -175,16 +186,24 @@ def _faiss_search(queries: torch.Tensor, data: torch.Tensor, k: int, block_size:
     return torch.from_numpy(dist[: len(queries)]), torch.from_numpy(ids[: len(queries)]).long()
 
 
-def _torch_search(queries: torch.Tensor, data: torch.Tensor, k: int, block_size: int | None):
-    """The same, by blocked matrix products (no faiss); memory O(block * N)."""
+def _torch_search(
+    queries: torch.Tensor,
+    data: torch.Tensor,
+    k: int,
+    block_size: int | None,
+    device: torch.device | str = "cpu",
+):
+    """The same, by blocked matrix products on ``device`` (no faiss); memory O(block * N)."""
     n = len(data)
     block = block_size or max(1, min(len(queries), (256 * 2**20) // (4 * n)))  # ~256 MB
+    data = data.to(device)
     squared = (data * data).sum(dim=1)
     dist = torch.empty(len(queries), k)
     ids = torch.empty(len(queries), k, dtype=torch.long)
     for start in range(0, len(queries), block):
-        q = queries[start : start + block]
+        q = queries[start : start + block].to(device)
         d = (q * q).sum(dim=1, keepdim=True) + squared[None, :] - 2.0 * (q @ data.T)
         found = d.topk(k, dim=1, largest=False)
-        dist[start : start + block], ids[start : start + block] = found.values, found.indices
+        dist[start : start + block] = found.values.cpu()
+        ids[start : start + block] = found.indices.cpu()
     return dist, ids

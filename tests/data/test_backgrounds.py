@@ -82,3 +82,23 @@ def test_a_photo_shared_by_val_and_test_is_refused_when_only_one_bank_is_loaded(
     for splits in (("val",), ("test",)):
         with pytest.raises(DataProblems, match="'copy.png' of 'test' is also in 'val'"):
             load_banks(tmp_path / "bgs", short_side=32, splits=splits)
+
+
+def test_large_jpegs_give_the_bank_a_full_decode_would(tmp_path):
+    """Photos at least twice the bank's side are decoded at reduced resolution (DCT scaling):
+    same tile sizes, values within resampling noise (see tests/data/test_pixels.py)."""
+    folder = tmp_path / "val"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i, (w, h) in enumerate([(1200, 900), (700, 1000)]):
+        coarse = rng.integers(0, 255, size=(h // 20, w // 20, 3), dtype=np.uint8)
+        Image.fromarray(coarse).resize((w, h), Image.BICUBIC).save(folder / f"{i}.jpg")
+    bank = BackgroundBank.from_folder(folder, short_side=128)
+    for i, name in enumerate(bank.names):
+        full = Image.open(folder / name).convert("RGB")
+        w, h = full.size
+        size = (128, int(128 * h / w)) if w <= h else (int(128 * w / h), 128)
+        expected = torch.from_numpy(np.array(full.resize(size, Image.BILINEAR))).permute(2, 0, 1)
+        tile = bank.image(i)
+        assert tile.shape == expected.shape
+        assert (tile.float() - expected.float()).abs().mean() < 1.5  # measured 1.05 at 1/4

@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -8,7 +9,7 @@ from bgbias.data.check import check_dataset
 from bgbias.data.datasets import FolderDataset, write_class_split
 from bgbias.data.transforms import RECIPES, PairedTransform
 from bgbias.errors import DataError, DataProblems
-from tests.helpers import write_folder_dataset
+from tests.helpers import write_folder_dataset, write_oriented_jpeg
 
 
 def test_items_are_image_mask_label(folder_dataset):
@@ -141,8 +142,10 @@ def test_cached_dataset_decodes_each_file_once(folder_dataset, monkeypatch):
     import bgbias.data.datasets as datasets
 
     calls = []
-    original = datasets.load_image
-    monkeypatch.setattr(datasets, "load_image", lambda p: calls.append(p) or original(p))
+    original = datasets.decode_image
+    monkeypatch.setattr(
+        datasets, "decode_image", lambda p, side=None: calls.append(p) or original(p, side)
+    )
     ds = FolderDataset.open(
         folder_dataset, "train", PairedTransform(RECIPES.get("generated"), True), cache=True
     )
@@ -236,3 +239,54 @@ def test_a_mistyped_root_is_an_error_not_a_new_benchmark(tmp_path):
     with pytest.raises(DataError, match="benchmrak: the generated benchmark not found; make it"):
         open_split("generated", typo, "train")
     assert not typo.exists()
+
+
+def test_check_reports_masks_of_a_wrong_kind_in_both_modes(folder_dataset):
+    masks = folder_dataset / "masks"
+    grey = np.asarray(Image.open(masks / "c0" / "000.png"))
+    Image.fromarray(np.stack([grey] * 4, axis=-1)).save(masks / "c0" / "000.png")  # RGBA
+    red = np.stack([grey, grey * 0, grey * 0], axis=-1)
+    Image.fromarray(red).save(masks / "c2" / "001.png")  # coloured RGB
+    eight_bit = np.asarray(Image.open(masks / "c4" / "002.png"))
+    Image.fromarray(eight_bit.astype(np.uint16) * 257).save(masks / "c4" / "002.png")  # accepted
+    quick = check_dataset(folder_dataset, verify="header")
+    assert [p.split(": ", 1)[0] for p in quick.problems] == [str(masks / "c0" / "000.png")]
+    assert "alpha channel (mode RGBA)" in quick.problems[0]
+    full = check_dataset(folder_dataset, verify="full")
+    assert len(full.problems) == 2
+    assert "alpha channel" in full.problems[0]
+    assert full.problems[1].startswith(f"{masks / 'c2' / '001.png'}: RGB mask has coloured pixels")
+    with pytest.raises(DataProblems, match=r"c0/000\.png: mask has an alpha channel"):
+        FolderDataset.open(folder_dataset, "train")
+    test_set = FolderDataset.open(
+        folder_dataset, "test", PairedTransform(RECIPES.get("generated"), False)
+    )
+    _, mask = test_set.load(2)
+    assert np.array_equal(np.asarray(mask), eight_bit)
+
+
+@pytest.mark.parametrize("mask_made_from", ["displayed", "stored"])
+@pytest.mark.parametrize("verify", ["header", "full"])
+def test_rotated_phone_photo_and_its_mask_stay_aligned(tmp_path, mask_made_from, verify):
+    """A JPEG stored sideways with EXIF orientation 6, and its mask made from either the
+    displayed image (bgbias masks, rembg's remove) or the stored pixel array."""
+    root = tmp_path / "ds"
+    (root / "images" / "bird").mkdir(parents=True)
+    (root / "masks" / "bird").mkdir(parents=True)
+    mask = np.zeros((48, 64), dtype=np.uint8)  # displayed: landscape, object top-left
+    mask[6:22, 8:30] = 255
+    displayed = np.where(mask[:, :, None] > 0, 230, 20).astype(np.uint8).repeat(3, axis=2)
+    write_oriented_jpeg(root / "images" / "bird" / "0.jpg", displayed, orientation=6)
+    stored_mask = Image.fromarray(mask)
+    if mask_made_from == "stored":
+        stored_mask = stored_mask.transpose(Image.Transpose.ROTATE_90)
+    stored_mask.save(root / "masks" / "bird" / "0.png")
+    recipe = RECIPES.get("generated")  # shorter side to 64, centre crop 64
+    ds = FolderDataset.open(
+        root, "all", PairedTransform(recipe, train=False), require_masks=True, verify=verify
+    )
+    x, m, _ = ds[0]
+    bright = recipe.normalization.inverse(x).mean(dim=0) > 0.5
+    assert bright.shape == (64, 64)
+    assert bright[20, 10] and not bright[40, 50]  # the object is top-left, as displayed
+    assert (bright == (m[0] > 0.5)).float().mean() > 0.98  # image and mask agree

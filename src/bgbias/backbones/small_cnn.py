@@ -49,7 +49,7 @@ class SmallCNN(nn.Module):
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveMaxPool2d(1)
         self.features_dim = channels[-1]
-        self.to(memory_format=torch.channels_last)  # ~8% faster convolutions on CPU
+        self.to(memory_format=torch.channels_last)  # oneDNN's native layout for convolutions
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.contiguous(memory_format=torch.channels_last)

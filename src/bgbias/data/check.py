@@ -53,8 +53,10 @@ class DatasetReport:
 def check_dataset(root: str | os.PathLike, verify: str = "full") -> DatasetReport:
     """Scan ``root`` and report all problems instead of raising at the first one.
 
-    ``verify="full"`` decodes every image and mask (finds truncated files); ``"header"`` only
-    reads file headers (sizes), which is much faster on large datasets.
+    ``verify="full"`` decodes every image and mask (finds truncated files, coloured RGB or
+    palette masks, 16-bit values out of range); ``"header"`` only reads file headers (sizes,
+    EXIF orientation, mask modes), which is much faster on large datasets. The mask rules are
+    in :mod:`bgbias.decoding`.
     """
     listing = scan(root)
     report = DatasetReport(str(Path(root)), has_masks_folder=listing.masks_dir.is_dir())

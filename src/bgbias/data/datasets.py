@@ -27,10 +27,21 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from ..decoding import (
+    DecodedImage,
+    decode_image,
+    load_mask,
+    mask_mode_problem,
+    mask_size_problem,
+    read_header,
+)
 from ..errors import DataError, DataProblems, MissingMasksError
-from ..io import image_files, is_image_file, load_image, load_mask, read_size, write_json
+from ..io import image_files, is_image_file, write_json
 
 SPLITS = ("train", "val", "test")
+# (image, mask[, generator]) -> (image (3, H, W), mask (1, H, W)). A transform with a
+# ``source_side`` attribute (PairedTransform) is given images as DecodedImage, which JPEGs may
+# be decoded at reduced resolution for (down to that shorter side).
 Transform = Callable[[Image.Image, "Image.Image | None"], tuple[torch.Tensor, torch.Tensor]]
 MASKS_HINT = "make them with `bgbias masks {root}/images {root}/masks`"
 
@@ -65,7 +76,7 @@ class MaskedImageDataset(Dataset):
         if empty:
             raise DataError(f"{name}: class(es) without images: {', '.join(empty[:10])}")
         self.labels = np.array([s.label for s in self.samples], dtype=np.int64)
-        self._cache: dict[int, tuple[Image.Image, Image.Image | None]] | None = (
+        self._cache: dict[int, tuple[DecodedImage, Image.Image | None]] | None = (
             {} if cache else None
         )
 
@@ -82,21 +93,29 @@ class MaskedImageDataset(Dataset):
 
     def load(self, index: int) -> tuple[Image.Image, Image.Image | None]:
         """The decoded image (RGB) and mask (L) of one sample, before any transform."""
-        if self._cache is not None and index in self._cache:
-            return self._cache[index]
-        sample = self.samples[index]
-        image = load_image(sample.image)
-        mask = load_mask(sample.mask, image.size) if sample.mask is not None else None
+        image, mask = self._decode(index)
+        return image.pixels, mask
+
+    def _decode(
+        self, index: int, min_side: int | None = None
+    ) -> tuple[DecodedImage, Image.Image | None]:
+        """(DecodedImage, mask); cached at full resolution when caching, else JPEGs reduced
+        down to ``min_side`` (the image and its mask are aligned by the image's full size)."""
         if self._cache is not None:
-            self._cache[index] = (image, mask)
-        return image, mask
+            if index not in self._cache:
+                self._cache[index] = _decode_sample(self.samples[index], None)
+            return self._cache[index]
+        return _decode_sample(self.samples[index], min_side)
 
     def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, int]:
         """``dataset[i]``, or ``dataset[i, seed]``: the transform's randomness from that seed."""
         index, seed = key if isinstance(key, tuple) else (key, None)
-        image, mask = self.load(index)
         if self.transform is None:
             raise DataError(f"{self.name}: no transform set (pass transform=PairedTransform(...))")
+        min_side = getattr(self.transform, "source_side", None)
+        image, mask = self._decode(index, min_side)
+        if min_side is None:
+            image = image.pixels
         if seed is None:
             x, m = self.transform(image, mask)
         else:
@@ -109,6 +128,13 @@ class MaskedImageDataset(Dataset):
         clone.__dict__.update(self.__dict__)
         clone.transform = transform
         return clone
+
+
+def _decode_sample(sample: Sample, min_side: int | None) -> tuple[DecodedImage, Image.Image | None]:
+    image = decode_image(sample.image, min_side)
+    if sample.mask is None:
+        return image, None
+    return image, load_mask(sample.mask, image.size, image.orientation)
 
 
 class IndexedDataset(Dataset):
@@ -232,24 +258,25 @@ def _read_splits(listing: Listing) -> dict[str, list[str]] | None:
 
 
 def verify_files(samples: Sequence[Sample], full: bool, workers: int = 8) -> list[str]:
-    """Problems with the files of ``samples``: unreadable or, with ``full``, corrupt/truncated
-    images and masks, and masks whose size differs from their image's."""
+    """Problems with the files of ``samples``: unreadable files, masks of a rejected mode or
+    another size than their image's; with ``full`` (every file decoded) also corrupt/truncated
+    files, masks with coloured pixels and 16-bit values out of range (``bgbias.decoding``)."""
 
     def check(sample: Sample) -> str | None:
         try:
             if full:
-                image = load_image(sample.image)
-                if sample.mask is not None:
-                    load_mask(sample.mask, image.size)
-            else:
-                size = read_size(sample.image)
-                if sample.mask is not None:
-                    mask_size = read_size(sample.mask)
-                    if mask_size != size:
-                        return (
-                            f"{sample.mask}: mask is {mask_size[0]}x{mask_size[1]} but its "
-                            f"image is {size[0]}x{size[1]}"
-                        )
+                _decode_sample(sample, None)
+                return None
+            image = read_header(sample.image)
+            if sample.mask is None:
+                return None
+            mask = read_header(sample.mask, "mask")
+            problem = mask_mode_problem(mask.mode)
+            if problem:
+                return f"{sample.mask}: {problem}"
+            # a mask of the image's stored size is turned with it (see bgbias.decoding)
+            if mask.size not in (image.size, image.stored_size):
+                return mask_size_problem(sample.mask, mask.size, image.size)
         except DataError as exc:
             return str(exc)
         return None

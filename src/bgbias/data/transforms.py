@@ -10,11 +10,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
-import numpy as np
 import torch
 from PIL import Image
 
+from ..decoding import DecodedImage
 from ..registry import Registry
+from .pixels import as_decoded, frame_region, resize, shorter_side_size
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,17 @@ class Normalization:
         x = rgb01 if self.channels == "RGB" else rgb01.flip(-3)
         mean, std = self._stats(x)
         return (x * 255.0 - mean) / std
+
+    def from_uint8(self, rgb: torch.Tensor) -> torch.Tensor:
+        """(3, H, W) uint8 RGB -> normalised float32, one pass per channel: ``self(rgb / 255)``
+        without the [0, 1] intermediate and its copies."""
+        order = (0, 1, 2) if self.channels == "RGB" else (2, 1, 0)
+        out = torch.empty(rgb.shape, dtype=torch.float32, device=rgb.device)
+        for channel, source in enumerate(order):
+            torch.sub(rgb[source], self.mean[channel], out=out[channel])
+            if self.std[channel] != 1.0:
+                out[channel].div_(self.std[channel])
+        return out
 
     def inverse(self, x: torch.Tensor) -> torch.Tensor:
         """Model input -> RGB in [0, 1] (for figures)."""
@@ -163,15 +175,6 @@ def random_resized_crop_params(
     return (height - h) // 2, (width - w) // 2, h, w
 
 
-def resize_shorter(image: Image.Image, size: int) -> Image.Image:
-    """Resize so that the shorter side is ``size`` (torchvision ``Resize(int)`` semantics)."""
-    w, h = image.size
-    if min(w, h) == size:
-        return image
-    new = (size, int(size * h / w)) if w <= h else (int(size * w / h), size)
-    return image.resize(new, Image.BILINEAR)
-
-
 def center_crop_box(width: int, height: int, crop: int) -> tuple[int, int, int, int]:
     """PIL box (left, top, right, bottom) of torchvision's CenterCrop; may reach outside
     the image when it is smaller than ``crop`` (PIL pads with zeros)."""
@@ -180,19 +183,14 @@ def center_crop_box(width: int, height: int, crop: int) -> tuple[int, int, int, 
     return left, top, left + crop, top + crop
 
 
-def to_tensor(image: Image.Image) -> torch.Tensor:
-    """PIL image -> float tensor (C, H, W) in [0, 1]."""
-    array = np.asarray(image, dtype=np.uint8)
-    if array.ndim == 2:
-        array = array[:, :, None]
-    return torch.from_numpy(array.copy()).permute(2, 0, 1).float().div_(255.0)
-
-
 class PairedTransform:
     """``(image, mask) -> (image_tensor (3, crop, crop), mask_tensor (1, crop, crop))``.
 
     ``mask`` may be None (a dataset without masks): then an all-ones mask is returned, meaning
-    "everything is foreground", which leaves images unchanged under compositing.
+    "everything is foreground", which leaves images unchanged under compositing. ``image`` may
+    be a :class:`~bgbias.decoding.DecodedImage` decoded at reduced resolution (down to
+    ``source_side``): its geometry follows its full-resolution size, so it stays aligned with
+    its full-resolution mask.
     """
 
     def __init__(self, recipe: Recipe, train: bool):
@@ -202,33 +200,35 @@ class PairedTransform:
     def __repr__(self) -> str:
         return f"PairedTransform({self.recipe.name}, train={self.train})"
 
+    @property
+    def source_side(self) -> int:
+        """The shorter side images are resized to: decoding more pixels than that is wasted
+        (``bgbias.decoding.decode_image(path, min_side=source_side)``)."""
+        return self.recipe.resize
+
     def __call__(
         self,
-        image: Image.Image,
+        image: Image.Image | DecodedImage,
         mask: Image.Image | None,
         generator: torch.Generator | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         r = self.recipe
-        image = resize_shorter(image, r.resize)
-        if mask is not None:
-            mask = resize_shorter(mask, r.resize)
+        source = as_decoded(image)
+        if mask is not None and mask.size != source.size:
+            raise ValueError(f"mask is {mask.size}, its image {source.size} (width, height)")
+        frame = shorter_side_size(*source.size, r.resize)
         if self.train:
             top, left, h, w = random_resized_crop_params(
-                image.height, image.width, r.scale, r.ratio, generator
+                frame[1], frame[0], r.scale, r.ratio, generator
             )
             box = (left, top, left + w, top + h)
-            image = image.crop(box).resize((r.crop, r.crop), Image.BILINEAR)
-            if mask is not None:
-                mask = mask.crop(box).resize((r.crop, r.crop), Image.BILINEAR)
-            if r.flip and torch.rand(1, generator=generator).item() < 0.5:
-                image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-                if mask is not None:
-                    mask = mask.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         else:
-            box = center_crop_box(image.width, image.height, r.crop)
-            image = image.crop(box)
-            if mask is not None:
-                mask = mask.crop(box)
-        x = r.normalization(to_tensor(image))
-        m = to_tensor(mask) if mask is not None else torch.ones(1, r.crop, r.crop)
+            box = center_crop_box(*frame, r.crop)
+        pixels = frame_region(source, mask, frame, box)[0]  # (4, h, w) uint8: RGB + mask
+        if self.train:
+            pixels = resize(pixels[None], (r.crop, r.crop))[0]
+            if r.flip and torch.rand(1, generator=generator).item() < 0.5:
+                pixels = pixels.flip(-1)
+        x = r.normalization.from_uint8(pixels[:3])
+        m = pixels[3:].float().div_(255.0) if mask is not None else torch.ones(1, r.crop, r.crop)
         return x, m
