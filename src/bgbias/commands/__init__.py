@@ -2,6 +2,6 @@
 subparsers)`` adds its parser; a command parses, calls one library function and prints, and
 its choices come from the registries."""
 
-from . import attention, data, demo, evaluate, lists, masks, models, report, train
+from . import attention, audit, data, demo, evaluate, lists, masks, models, report, train
 
-COMMANDS = (demo, data, train, evaluate, attention, report, masks, models, lists)
+COMMANDS = (demo, data, train, evaluate, attention, audit, report, masks, models, lists)
