@@ -52,3 +52,18 @@ def test_mask_of_wrong_size_names_both_sizes(tmp_path: Path):
 def test_missing_file(tmp_path: Path):
     with pytest.raises(DataError, match="not found"):
         load_image(tmp_path / "nope.png")
+
+
+def test_lock_folder_admits_one_job_and_clears_leftovers(tmp_path):
+    from bgbias.errors import OutputError
+    from bgbias.io import lock_folder
+
+    (tmp_path / ".report.json.abc.tmp").write_text("half")
+    lock = lock_folder(tmp_path, "audit")
+    try:
+        assert not (tmp_path / ".report.json.abc.tmp").exists()
+        with pytest.raises(OutputError, match="another audit job is writing here"):
+            lock_folder(tmp_path, "audit")
+    finally:
+        lock.release()
+    lock_folder(tmp_path, "audit").release()  # free again once released

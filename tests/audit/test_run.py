@@ -204,3 +204,17 @@ def test_report_html_opens_offline_with_every_figure_loaded(tmp_path):
     widths = json.loads(html.unescape(found.group(1)))
     assert len(widths) == 3  # bars, blend curve, the model's retrieval grid
     assert all(w > 0 for w in widths), widths
+
+
+@pytest.mark.parametrize(
+    "option, value, message",
+    [
+        ("--mean", "0.5,0.5", "three numbers"),
+        ("--std", "a,b,c", "three numbers"),
+        ("--repeats", "0", "must be >= 1"),
+    ],
+)
+def test_cli_rejects_bad_option_values(tmp_path, capsys, option, value, message):
+    with pytest.raises(SystemExit) as info:
+        main(["audit", "small_cnn", str(tmp_path), option, value])
+    assert info.value.code == 2 and message in capsys.readouterr().err

@@ -71,7 +71,9 @@ def compare_retrievals(
         ]
         if shown is None:
             shown = embedder.recipe.normalization.inverse(query.cpu()).clamp(0, 1)
-    titles = [f"{found.items[i].id} ({found.items[i].class_name})" for i in picks.tolist()]
+    titles = [
+        f"{found.items[i].class_name}\n{Path(found.items[i].id).name}" for i in picks.tolist()
+    ]
     precision = {
         label: float(np.mean([m == "class" for row in model_marks for m in row]))
         for label, model_marks in marks.items()

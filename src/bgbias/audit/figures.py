@@ -158,8 +158,13 @@ def comparison_grid(
     labels = list(results)
     k = max(len(r) for rows in results.values() for r in rows)
     columns = 1 + len(labels) * (k + 1)
+    ratios = [1.0] + ([0.25] + [1.0] * k) * len(labels)  # a narrow gap before each model
     fig, axes = plt.subplots(
-        len(queries), columns, figsize=(1.3 * columns, 1.45 * len(queries) + 0.6), squeeze=False
+        len(queries),
+        columns,
+        figsize=(1.3 * sum(ratios), 1.5 * len(queries) + 0.6),
+        squeeze=False,
+        gridspec_kw={"width_ratios": ratios},
     )
     for row, query in enumerate(queries):
         cells = {0: (query.permute(1, 2, 0).numpy(), None)}
@@ -178,7 +183,7 @@ def comparison_grid(
             for spine in ax.spines.values():
                 spine.set_edgecolor(MARK_COLOURS.get(mark, "black"))
                 spine.set_linewidth(4 if mark else 1)
-        axes[row][0].set_ylabel(titles[row], fontsize=6)
+        axes[row][0].set_xlabel(titles[row], fontsize=6)
     axes[0][0].set_title("query\n(new background)", fontsize=8)
     for m, label in enumerate(labels):
         first = 1 + m * (k + 1) + 1

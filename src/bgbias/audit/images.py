@@ -96,7 +96,6 @@ def find_images(
         samples, classes, _ = select_split(listing, split or "all", require_masks=False)
         if listing.problems:
             raise DataProblems(root, listing.problems)
-        root / "images"
         items = [AuditImage(s.id, s.image, None, s.class_name) for s in samples]
         layout, default_masks = "bgbias", listing.masks_dir
     else:
@@ -104,10 +103,12 @@ def find_images(
             raise DataError(
                 f"{root}: --split {split} needs a bgbias-layout folder with splits.json"
             )
-        _images_dir, default_masks = root, None
-        direct = [p for p in root.iterdir() if p.is_file() and not p.name.startswith(".")]
-        files = image_files(root)
-        if any(p in set(files) for p in direct):
+        default_masks = None
+        loops: list[str] = []
+        files = image_files(root, loops)
+        if loops:
+            raise DataProblems(root, loops)
+        if any(p.parent == root for p in files):  # images directly in ROOT: no classes
             layout, classes = "flat", None
             items = [AuditImage(str(p.relative_to(root)), p, None) for p in files]
         else:
@@ -176,9 +177,10 @@ def make_missing_masks(
         else i
         for i in images.items
     ]
-    source = images.masks if not missing else f"{images.masks}; {len(missing)} made by "
+    source = images.masks
     if missing:
-        source += f"{mask_model or 'an earlier run'} into {cache}"
+        made = f"made by {mask_model}" if len(cached) < len(missing) else "made earlier"
+        source += f"; {len(missing)} {made} in {cache}"
     return ImageSet(images.root, images.layout, items, images.classes, source)
 
 

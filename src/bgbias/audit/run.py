@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from filelock import FileLock, Timeout
 from pytorch_metric_learning.distances import CosineSimilarity
 
 from .. import __version__
@@ -35,8 +34,8 @@ from ..attribution import (
 )
 from ..data.backgrounds import BackgroundBank, load_banks
 from ..devices import resolve_device
-from ..errors import ConfigError, OutputError
-from ..io import ensure_writable_dir, remove_leftovers, remove_tree, write_json
+from ..errors import ConfigError
+from ..io import ensure_writable_dir, lock_folder, remove_tree, write_json
 from ..progress import progress_bar
 from .conditions import CONDITIONS, ConditionMaker, blend_alphas
 from .images import ImageSet, Pixels, decode, find_images, inpaint_objects, make_missing_masks
@@ -251,13 +250,8 @@ def run_audit(config: AuditConfig) -> dict[str, Any]:
     if config.repeats < 1:
         raise ConfigError(f"repeats must be >= 1, got {config.repeats}")
     out = ensure_writable_dir(config.out)
-    lock = FileLock(str(out / ".bgbias-audit.lock"), timeout=0)
+    lock = lock_folder(out, "audit")
     try:
-        lock.acquire()
-    except Timeout:
-        raise OutputError(f"{out}: another audit is writing here") from None
-    try:
-        remove_leftovers(out)
         for name in OUTPUTS:  # an old report must not pass for this run's
             remove_tree(out / name)
         embedders = [
@@ -302,9 +296,8 @@ def run_audit(config: AuditConfig) -> dict[str, Any]:
             embedded, count = embed_variants(embedder, maker, config.batch_size, config.progress)
             embedded_total += count
             distance = "cosine" if isinstance(embedder.distance, CosineSimilarity) else "euclidean"
-            result, _ = score_model(
+            result = score_model(
                 embedded,
-                maker,
                 labels,
                 class_names,
                 ids,

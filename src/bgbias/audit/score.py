@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .conditions import CONDITIONS, REPEATED, ConditionMaker, Variant
+from .conditions import CONDITIONS, REPEATED, Variant
 from .metrics import (
     area_quartiles,
     asymmetric_metrics,
@@ -78,7 +78,6 @@ def _condition_scores(
 
 def score_model(
     embedded: Embedded,
-    maker: ConditionMaker,
     labels: np.ndarray | None,
     class_names: list[str] | None,
     ids: list[str],
@@ -86,9 +85,8 @@ def score_model(
     alphas: list[float],
     distance: str = "cosine",
     worst: int = 8,
-) -> tuple[dict[str, Any], dict[str, PerImage]]:
-    """The model's ``conditions``, ``blend``, ``bg_gap``, breakdowns and worst images, and the
-    per-image values of each condition (for figures)."""
+) -> dict[str, Any]:
+    """The model's ``conditions``, ``blend``, ``bg_gap``, breakdowns and worst images."""
     n = len(embedded.originals)
     conditions, per_image = {}, {}
     for condition in CONDITIONS:
@@ -129,7 +127,7 @@ def score_model(
         for condition, order in WORST_FIRST.items()
         if condition in per_image
     }
-    return result, per_image
+    return result
 
 
 def _breakdowns(per_image, labels, class_names, mask_area) -> dict[str, Any]:
