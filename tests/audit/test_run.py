@@ -73,9 +73,8 @@ def test_audit_json_schema_with_labels_and_two_models(tmp_path):
                 assert "std" not in entry
         assert [b["alpha"] for b in model["blend"]] == [0.0, 0.5, 1.0]
         assert model["blend"][0]["instance"]["hit_at_1"] == 1.0
-        assert model["blend"][-1]["instance"] == conditions["mixed_rand"]["instance"] or (
-            len(model["blend"]) == 3
-        )
+        assert model["blend"][0]["symmetric"] == conditions["original"]["symmetric"]
+        assert set(model["blend"][1]["instance"]) >= INSTANCE
         gap = conditions["mixed_same"]["symmetric"]["map_at_r"]
         gap -= conditions["mixed_rand"]["symmetric"]["map_at_r"]
         assert model["bg_gap"] == pytest.approx(gap)

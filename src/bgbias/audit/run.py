@@ -334,7 +334,7 @@ def run_audit(config: AuditConfig) -> dict[str, Any]:
             )
         audit = {
             "models": models,
-            "data": images.describe() | {"split": config.split},
+            "data": images.describe() | {"split": config.split, "mask_model": config.mask_model},
             "conditions": list(c for c in CONDITIONS if labels is not None or c != "mixed_same"),
             "blend_alphas": alphas,
             "label_metrics": labels is not None,
