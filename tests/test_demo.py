@@ -30,7 +30,14 @@ def test_reduced_demo_end_to_end(tmp_path):
     )
     results = run_demo(config)
     out = tmp_path / "demo"
-    for name in ("results.json", "table.md", "table.tex", "map_at_r.png", "attribution.png"):
+    for name in (
+        "results.json",
+        "table.md",
+        "table.tex",
+        "map_at_r.png",
+        "attribution.png",
+        "retrieval.png",
+    ):
         assert (out / name).stat().st_size > 0, name
     saved = json.loads((out / "results.json").read_text())
     assert saved["wall_seconds"] > 0 and set(saved["models"]) == {"base", "bgaugment"}

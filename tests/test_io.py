@@ -30,3 +30,18 @@ def test_atomic_writes_have_ordinary_file_permissions(tmp_path: Path):
     with atomic_write(tmp_path / "m.png", "wb") as handle:
         handle.write(b"x")
     assert (tmp_path / "m.png").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_lock_folder_admits_one_job_and_clears_leftovers(tmp_path):
+    from bgbias.errors import OutputError
+    from bgbias.io import lock_folder
+
+    (tmp_path / ".report.json.abc.tmp").write_text("half")
+    lock = lock_folder(tmp_path, "audit")
+    try:
+        assert not (tmp_path / ".report.json.abc.tmp").exists()
+        with pytest.raises(OutputError, match="another audit job is writing here"):
+            lock_folder(tmp_path, "audit")
+    finally:
+        lock.release()
+    lock_folder(tmp_path, "audit").release()  # free again once released

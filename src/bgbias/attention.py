@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from filelock import FileLock, Timeout
 
 from .adapters import AdapterOptions, Embedder, load_embedder
 from .attribution import (
@@ -39,11 +38,11 @@ from .data.datasets import MaskedImageDataset
 from .data.registry import open_split
 from .data.transforms import PairedTransform, Recipe
 from .devices import resolve_device
-from .errors import ConfigError, OutputError
+from .errors import ConfigError
 from .io import (
     atomic_write,
     ensure_writable_dir,
-    remove_leftovers,
+    lock_folder,
     remove_tree,
     write_json,
     write_text,
@@ -230,13 +229,8 @@ def score_models(
         raise ConfigError(f"--limit must be >= 1, got {limit}")
     out = ensure_writable_dir(out)
     torch_device = resolve_device(device)
-    lock = FileLock(str(out / ".bgbias-attention.lock"), timeout=0)
+    lock = lock_folder(out, "attention")
     try:
-        lock.acquire()
-    except Timeout:
-        raise OutputError(f"{out}: another attention job is writing here") from None
-    try:
-        remove_leftovers(out)
         scored = [_prepare(m, dataset, root, split, options) for m in models]
         keys = [s.key for s in scored]
         for key in {k for k in keys if keys.count(k) > 1}:

@@ -3,7 +3,8 @@
 Generates the benchmark, trains a base and a BGAugment model (same preset, seed and steps),
 evaluates both on the clean and the replaced-background test set (disjoint test bank, 5
 repeats), scores their attention on the exact generated masks, and writes results.json, the
-paper-style table, a bar chart and an attribution figure. Composed only of library functions.
+paper-style table, a bar chart, an attribution figure and a retrieval figure (the same
+replaced-background queries, each model's top 5). Composed only of library functions.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class DemoConfig:
     repeats: int = 5
     attention_images: int | None = 100  # seeded random test images scored per model (None: all)
     figure_images: int = 6
+    retrieval_queries: int = 5  # seeded random test images in the retrieval figure
     seed: int = 0
     overrides: tuple[str, ...] = ()  # extra training overrides, e.g. ("data.batch_size=16",)
 
@@ -48,6 +50,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     """Run every stage; returns the results dict also written to ``out/results.json``."""
     # imported here: the CLI imports this module for DemoConfig and must stay quick to start
     from .attention import score_models
+    from .audit.compare import compare_retrievals
     from .config import compose
     from .evaluation import evaluate_model
     from .io import copy_file, ensure_writable_dir, write_json, write_text
@@ -111,6 +114,15 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     write_text(out / "table.tex", to_latex(table))
     bar_chart(table, out / "map_at_r.png")
     copy_file(out / "attention" / "attribution.png", out / "attribution.png")
+    compare_retrievals(
+        [runs[mode]["best_checkpoint"] for mode in runs],
+        root,
+        out / "retrieval.png",
+        split="test",
+        backgrounds=config.backgrounds,
+        queries=config.retrieval_queries,
+        seed=config.seed,
+    )
 
     results = {
         "wall_seconds": round(time.perf_counter() - started, 1),

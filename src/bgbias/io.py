@@ -137,6 +137,21 @@ def remove_leftovers(folder: str | os.PathLike) -> list[Path]:
     return found
 
 
+def lock_folder(folder: str | os.PathLike, job: str):
+    """Take ``folder``'s lock for a ``job`` that writes there (a second one raises instead of
+    waiting) and clear what killed jobs left; the caller releases the returned lock."""
+    from filelock import FileLock, Timeout
+
+    folder = Path(folder)
+    lock = FileLock(str(folder / f".bgbias-{job}.lock"), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise OutputError(f"{folder}: another {job} job is writing here") from None
+    remove_leftovers(folder)
+    return lock
+
+
 def copy_file(source: str | os.PathLike, target: str | os.PathLike) -> None:
     """Copy ``source`` to ``target`` atomically."""
     with open(source, "rb") as src, atomic_write(target, "wb") as dst:

@@ -27,7 +27,7 @@ def import_onnxruntime() -> ModuleType:
     try:
         import onnxruntime
     except ImportError:
-        raise BgbiasError("mask inference needs onnxruntime (`pip install onnxruntime`)") from None
+        raise BgbiasError("ONNX models need onnxruntime (`pip install onnxruntime`)") from None
     if os.environ[TELEMETRY_VARIABLE] == "1":
         onnxruntime.disable_telemetry_events()  # mutes what an earlier import may have started
     if imported_before and not _warned:

@@ -1,7 +1,22 @@
 """Any retrieval model as an :class:`Embedder`, named in one of the registered forms."""
 
-from . import bgbias_models  # noqa: F401  (registers the forms)
-from .base import ADAPTERS, AdapterForm, AdapterOptions, Embedder, TorchEmbedder, load_embedder
+from . import (  # noqa: F401  (each module registers its forms)
+    bgbias_models,
+    exported,
+    hf_models,
+    open_clip_models,
+    python_models,
+    timm_models,
+)
+from .base import (
+    ADAPTERS,
+    AdapterForm,
+    AdapterOptions,
+    Embedder,
+    TorchEmbedder,
+    external_recipe,
+    load_embedder,
+)
 
 __all__ = [
     "ADAPTERS",
@@ -9,5 +24,6 @@ __all__ = [
     "AdapterOptions",
     "Embedder",
     "TorchEmbedder",
+    "external_recipe",
     "load_embedder",
 ]

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from pytorch_metric_learning.distances import BaseDistance, CosineSimilarity
 
-from ..data.transforms import Recipe
+from ..data.transforms import Normalization, Recipe
 from ..errors import ConfigError, ModelOutputError
 from ..registry import Registry
 
@@ -31,6 +31,47 @@ class AdapterOptions:
     input_size: int | None = None
     mean: tuple[float, float, float] | None = None
     std: tuple[float, float, float] | None = None
+
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+DEFAULT_CROP_PCT = 0.875  # timm's and torchvision's eval resize: 224 / 0.875 = 256
+
+
+def external_recipe(
+    name: str,
+    options: AdapterOptions,
+    input_size: int | None = None,
+    mean: tuple[float, float, float] | None = None,
+    std: tuple[float, float, float] | None = None,
+    crop_pct: float = DEFAULT_CROP_PCT,
+) -> Recipe:
+    """The eval preprocessing of a model bgbias did not make: what the model file says
+    (``input_size``/``mean``/``std``, 0-1 units, RGB), overridden by the user's ``options``,
+    else 224 px and ImageNet mean/std. Resize the shorter side to ``input_size / crop_pct``,
+    centre crop ``input_size``."""
+    size = options.input_size or input_size or 224
+    mean = options.mean or mean or IMAGENET_MEAN
+    std = options.std or std or IMAGENET_STD
+    for label, values in (("mean", mean), ("std", std)):
+        if len(values) != 3 or (label == "std" and min(values) <= 0):
+            raise ConfigError(f"{name}: {label} must be 3 numbers (std > 0), got {values}")
+    return Recipe(
+        name,
+        resize=int(round(size / crop_pct)),
+        crop=int(size),
+        normalization=Normalization(
+            "RGB", tuple(255.0 * float(v) for v in mean), tuple(255.0 * float(v) for v in std)
+        ),
+    )
+
+
+def missing_package(syntax: str, package: str, extra: str, cause: BaseException) -> ConfigError:
+    """The one-line error of a form whose optional package is absent or does not import."""
+    reason = "is not installed" if isinstance(cause, ModuleNotFoundError) else f"failed: {cause}"
+    return ConfigError(
+        f"{syntax} models need {package} (`pip install bgbias[{extra}]`); import {package} {reason}"
+    )
 
 
 class Embedder(ABC):

@@ -4,6 +4,7 @@ its choices come from the registries."""
 
 from . import (
     attention,
+    audit,
     backgrounds,
     data,
     demo,
@@ -23,6 +24,7 @@ COMMANDS = (
     train,
     evaluate,
     attention,
+    audit,
     report,
     reproduce,
     masks,

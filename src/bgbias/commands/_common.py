@@ -75,15 +75,46 @@ def add_device(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def three_numbers(text: str) -> tuple[float, float, float]:
+    """An argparse type: three comma-separated numbers, e.g. 0.485,0.456,0.406."""
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected three numbers like 0.5,0.5,0.5, got {text!r}"
+        ) from None
+    if len(values) != 3:
+        raise argparse.ArgumentTypeError(f"expected three numbers (R,G,B), got {len(values)}")
+    return values
+
+
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     """Options for models named in any adapter form (see `bgbias list models`)."""
     parser.add_argument("--weights", help="a local weight file for the model (offline use)")
     parser.add_argument(
         "--untrained", action="store_true", help="a bare backbone with random weights"
     )
+    parser.add_argument(
+        "--input-size",
+        type=int_at_least(8),
+        help="input side in pixels of an onnx/torchscript/python model whose file does not "
+        "say (default: the file's, else 224)",
+    )
+    parser.add_argument(
+        "--mean", type=three_numbers, help="its input mean, 0-1 RGB (default: ImageNet's)"
+    )
+    parser.add_argument(
+        "--std", type=three_numbers, help="its input std, 0-1 RGB (default: ImageNet's)"
+    )
 
 
 def adapter_options(args: argparse.Namespace):
     from ..adapters import AdapterOptions
 
-    return AdapterOptions(weights=args.weights, pretrained=not args.untrained)
+    return AdapterOptions(
+        weights=args.weights,
+        pretrained=not args.untrained,
+        input_size=args.input_size,
+        mean=args.mean,
+        std=args.std,
+    )

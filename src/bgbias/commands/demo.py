@@ -65,7 +65,8 @@ def run(args) -> int:
     print()
     print("\n".join(results["conclusion"]))
     print(
-        f"\nresults in {config.out}/ (results.json, table.md, map_at_r.png, attribution.png); "
+        f"\nresults in {config.out}/ (results.json, table.md, map_at_r.png, attribution.png, "
+        f"retrieval.png); "
         f"{results['wall_seconds']:.0f} s"
     )
     return 0

@@ -23,9 +23,17 @@ def _described(registry_path: str, describe) -> callable:
 
 
 def _models() -> list[str]:
+    import importlib.util
+
     from ..adapters import ADAPTERS
 
-    return [f"{ADAPTERS.get(n).syntax:32} {ADAPTERS.get(n).description}" for n in ADAPTERS]
+    lines = []
+    for name in ADAPTERS:
+        form = ADAPTERS.get(name)
+        missing = [p for p in form.requires if importlib.util.find_spec(p) is None]
+        note = f" [needs {', '.join(missing)}: not installed]" if missing else ""
+        lines.append(f"{form.syntax:34} {form.description}{note}")
+    return lines
 
 
 KINDS = {

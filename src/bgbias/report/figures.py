@@ -15,7 +15,7 @@ def bar_chart(table: Table, path: str | os.PathLike) -> Path:
     dataset. Missing cells leave an empty slot."""
     import numpy as np
 
-    plt = _pyplot()
+    plt = pyplot()
 
     n = len(table.datasets)
     fig, axes = plt.subplots(
@@ -40,7 +40,7 @@ def bar_chart(table: Table, path: str | os.PathLike) -> Path:
         ax.grid(axis="y", alpha=0.3)
     # outside the panels: inside, it covered the tallest bars
     axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    return _save(fig, path, dpi=120)
+    return save_figure(fig, path, dpi=120)
 
 
 def attribution_figure(
@@ -51,7 +51,7 @@ def attribution_figure(
     Per model label: images (K, 3, H, W) RGB in [0, 1] as that model saw them, maps (K, H, W)
     in [0, 1], scores (K,). The first column shows the first model's view.
     """
-    plt = _pyplot()
+    plt = pyplot()
     views = {label: view.permute(0, 2, 3, 1).clamp(0, 1).numpy() for label, view in images.items()}
     k, cols = len(next(iter(views.values()))), 1 + len(maps)
     fig, axes = plt.subplots(k, cols, figsize=(2.4 * cols, 2.4 * k), squeeze=False)
@@ -70,10 +70,10 @@ def attribution_figure(
         for ax in axes[row]:
             ax.set_xticks([])
             ax.set_yticks([])
-    return _save(fig, path, dpi=110)
+    return save_figure(fig, path, dpi=110)
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display needed
@@ -82,12 +82,12 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path, dpi: int) -> Path:
+def save_figure(fig, path, dpi: int) -> Path:
     fig.tight_layout()
     path = Path(path)
     with atomic_write(path, "wb") as handle:
         fig.savefig(handle, format="png", dpi=dpi)
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return path
 
 
@@ -97,7 +97,7 @@ def comparison_figure(comparison, path: str | os.PathLike) -> Path:
     perfect agreement."""
     from .compare import QUANTITIES, TITLES, as_points
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(QUANTITIES), figsize=(4.2 * len(QUANTITIES), 4.2))
     markers = {"base": "o", "bgaugment": "^", "base_corrupted": "s"}
     colors = {}
@@ -120,4 +120,4 @@ def comparison_figure(comparison, path: str | os.PathLike) -> Path:
         plt.Line2D([], [], color=c, marker="o", ls="", label=d) for d, c in colors.items()
     ] + [plt.Line2D([], [], color="0.3", marker=m, ls="", label=k) for k, m in markers.items()]
     axes[-1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    return _save(fig, path, dpi=110)
+    return save_figure(fig, path, dpi=110)

@@ -1,0 +1,148 @@
+"""The audit's numbers: instance-level (no labels needed) and label-level retrieval metrics.
+
+Instance: query = an image's variant, gallery = every original; the rank of its own original
+(1 = first; a tie with another original counts against it) and the cosine similarity between
+the image's original and variant embeddings. Label-level: MAP@R, P@1 and R-Precision
+(:mod:`bgbias.metrics`) in two protocols: *symmetric* (every image in the condition, the
+paper's) and *asymmetric* (queries in the condition, gallery the originals less the query's own
+original: the product-search case).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..metrics import METRIC_NAMES, retrieval_metrics
+
+INSTANCE_NAMES = ("hit_at_1", "mean_rank", "cosine_mean")
+BLOCK = 1024  # query rows per similarity block: memory O(BLOCK * N)
+
+
+def similarity(queries: torch.Tensor, gallery: torch.Tensor, distance: str) -> torch.Tensor:
+    """(Q, N) higher-is-closer scores: cosine, or minus the squared euclidean distance."""
+    if distance == "cosine":
+        return F.normalize(queries.float(), dim=1) @ F.normalize(gallery.float(), dim=1).T
+    return -torch.cdist(queries.float(), gallery.float()).square()
+
+
+def instance_ranks(
+    variants: torch.Tensor, originals: torch.Tensor, rows: torch.Tensor, distance: str = "cosine"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """For variant k of image ``rows[k]``: the rank of that image's original among all
+    ``originals`` (N, D), and the cosine similarity of the two embeddings. Returns (K,) long
+    ranks and (K,) float cosines."""
+    ranks, cosines = [], []
+    for start in range(0, len(rows), BLOCK):
+        query = variants[start : start + BLOCK]
+        own = rows[start : start + BLOCK]
+        scores = similarity(query, originals, distance)
+        own_score = scores.gather(1, own[:, None])
+        ahead = (scores >= own_score).sum(dim=1) - 1  # every other original at least as close
+        ranks.append(ahead + 1)
+        cosines.append(F.cosine_similarity(query.float(), originals[own].float(), dim=1))
+    return torch.cat(ranks), torch.cat(cosines)
+
+
+def instance_metrics(ranks: torch.Tensor, cosines: torch.Tensor) -> dict[str, float]:
+    """hit@1, mean rank and mean cosine, plus the cosine distribution (std, 10/50/90th pct)."""
+    c = cosines.double()
+    q = torch.quantile(c, torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64)).tolist()
+    return {
+        "hit_at_1": float((ranks == 1).double().mean()),
+        "mean_rank": float(ranks.double().mean()),
+        "cosine_mean": float(c.mean()),
+        "cosine_std": float(c.std()) if len(c) > 1 else 0.0,
+        "cosine_p10": q[0],
+        "cosine_p50": q[1],
+        "cosine_p90": q[2],
+    }
+
+
+def asymmetric_metrics(
+    queries: torch.Tensor,
+    originals: torch.Tensor,
+    labels: np.ndarray,
+    rows: torch.Tensor,
+    distance: str = "cosine",
+) -> dict[str, float]:
+    """MAP@R, P@1, R-Precision of queries ``rows`` (their variants, (K, D)) against all
+    originals except each query's own; R = the other images of its class. Queries alone in
+    their class are left out, as in the symmetric protocol."""
+    labels_t = torch.as_tensor(labels)
+    counts = torch.bincount(labels_t)
+    query_labels = labels_t[rows]
+    relevant = counts[query_labels] - 1
+    keep = relevant > 0
+    if not bool(keep.any()):
+        return dict.fromkeys(METRIC_NAMES, math.nan)
+    k = int(relevant.max())
+    totals = dict.fromkeys(METRIC_NAMES, 0.0)
+    for start in range(0, len(rows), BLOCK):
+        own = rows[start : start + BLOCK]
+        scores = similarity(queries[start : start + BLOCK], originals, distance)
+        scores.scatter_(1, own[:, None], -math.inf)  # the query's own original is not a result
+        # ties: lower gallery index first, as bgbias.metrics ranks them
+        order = torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :k]
+        hits = labels_t[order] == query_labels[start : start + BLOCK, None]
+        r = relevant[start : start + BLOCK]
+        rank = torch.arange(1, k + 1)
+        hits_r = hits & (rank[None, :] <= r[:, None])
+        precision_at_i = torch.cumsum(hits_r, dim=1).double() / rank.double()
+        r_safe = r.double().clamp(min=1)
+        valid = keep[start : start + BLOCK]
+        totals["map_at_r"] += float(((precision_at_i * hits_r).sum(1) / r_safe)[valid].sum())
+        totals["precision_at_1"] += float(hits[:, 0].double()[valid].sum())
+        totals["r_precision"] += float((hits_r.sum(1).double() / r_safe)[valid].sum())
+    n = int(keep.sum())
+    return {name: value / n for name, value in totals.items()}
+
+
+def symmetric_metrics(
+    embeddings: torch.Tensor, labels: np.ndarray, rows: torch.Tensor, distance: str = "cosine"
+) -> dict[str, float]:
+    """MAP@R, P@1, R-Precision with every image of the condition as query and gallery."""
+    return retrieval_metrics(embeddings, labels[rows.numpy()], distance=distance)
+
+
+def mean_and_std(per_repeat: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Nested metric dicts of R repeats -> (mean, sample std (ddof=1)) with the same paths."""
+    if not per_repeat:
+        return {}, {}
+    mean, std = {}, {}
+    for key, value in per_repeat[0].items():
+        if isinstance(value, dict):
+            mean[key], std[key] = mean_and_std([p[key] for p in per_repeat])
+        else:
+            values = np.array([p[key] for p in per_repeat], dtype=float)
+            mean[key] = float(values.mean())
+            std[key] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    return mean, std
+
+
+def breakdown(
+    hit: np.ndarray, cosine: np.ndarray, groups: np.ndarray, names: list[str]
+) -> dict[str, dict[str, float]]:
+    """Per group: images, hit@1 and mean cosine of per-image values (N,) (NaN: not covered)."""
+    out = {}
+    for g, name in enumerate(names):
+        chosen = (groups == g) & ~np.isnan(hit)
+        if chosen.any():
+            out[name] = {
+                "images": int(chosen.sum()),
+                "hit_at_1": float(hit[chosen].mean()),
+                "cosine_mean": float(cosine[chosen].mean()),
+            }
+    return out
+
+
+def area_quartiles(area: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """(N,) quartile index of each image's mask area, and each quartile's name with its range."""
+    edges = np.quantile(area, [0.0, 0.25, 0.5, 0.75, 1.0])
+    groups = np.clip(np.searchsorted(edges[1:-1], area, side="right"), 0, 3)
+    names = [f"Q{q + 1} ({100 * edges[q]:.0f}-{100 * edges[q + 1]:.0f}% object)" for q in range(4)]
+    return groups, names

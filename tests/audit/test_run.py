@@ -1,0 +1,219 @@
+"""`bgbias audit` end to end on tiny folders: the audit.json schema, fallbacks, the report."""
+
+import html
+import json
+import re
+import shutil
+import subprocess
+
+import pytest
+import torch
+from torch import nn
+
+from bgbias.adapters import AdapterOptions
+from bgbias.audit import AuditConfig, run_audit
+from bgbias.cli import main
+from bgbias.errors import ModelOutputError
+from tests.helpers import write_folder_dataset
+
+INSTANCE = {"hit_at_1", "mean_rank", "cosine_mean"}
+LABEL = {"map_at_r", "precision_at_1", "r_precision"}
+
+
+class Net(nn.Module):
+    def __init__(self, scale: float = 1.0):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 6, 5, stride=2)
+        self.scale = scale
+
+    def forward(self, x):
+        return self.conv(x).relu().mean(dim=(2, 3)) * self.scale
+
+
+def torchscript_model(path, nan=False):
+    torch.manual_seed(0)
+    net = Net(float("nan") if nan else 1.0).eval()
+    torch.jit.save(torch.jit.trace(net, torch.randn(1, 3, 64, 64)), str(path))
+    return f"torchscript:{path}"
+
+
+def audit(tmp_path, models, images, **kwargs):
+    config = AuditConfig(
+        models=models,
+        images=images,
+        out=tmp_path / "out",
+        repeats=2,
+        blend_steps=3,
+        batch_size=5,
+        options=AdapterOptions(pretrained=False, input_size=64),
+        progress=False,
+        **kwargs,
+    )
+    return run_audit(config)
+
+
+def test_audit_json_schema_with_labels_and_two_models(tmp_path):
+    root = write_folder_dataset(tmp_path / "ds", {"a": 4, "b": 4, "c": 3}, size=(72, 64))
+    script = torchscript_model(tmp_path / "net.pt")
+    result = audit(tmp_path, ["small_cnn", script], root, attention=2, worst=3)
+    saved = json.loads((tmp_path / "out" / "audit.json").read_text())
+    assert saved["models"].keys() == {"small_cnn", script}
+    for model in saved["models"].values():
+        conditions = model["conditions"]
+        assert set(conditions) == {"original", "only_fg", "mixed_rand", "mixed_same", "only_bg"}
+        assert "instance" not in conditions["original"]  # trivially perfect: left out
+        for name, entry in conditions.items():
+            if name != "original":
+                assert set(entry["instance"]) >= INSTANCE
+            assert set(entry["symmetric"]) == LABEL and set(entry["asymmetric"]) == LABEL
+            if name in ("mixed_rand", "mixed_same"):
+                assert set(entry["std"]["instance"]) >= INSTANCE
+                assert set(entry["std"]["symmetric"]) == LABEL and entry["repeats"] == 2
+            else:
+                assert "std" not in entry
+        assert [b["alpha"] for b in model["blend"]] == [0.0, 0.5, 1.0]
+        assert model["blend"][0]["instance"]["hit_at_1"] == 1.0
+        assert model["blend"][0]["symmetric"] == conditions["original"]["symmetric"]
+        assert set(model["blend"][1]["instance"]) >= INSTANCE
+        gap = conditions["mixed_same"]["symmetric"]["map_at_r"]
+        gap -= conditions["mixed_rand"]["symmetric"]["map_at_r"]
+        assert model["bg_gap"] == pytest.approx(gap)
+        assert set(model["attention_score"]) >= {"mean", "std"}
+        assert isinstance(model["verdict"], str) and "background reliance" in model["verdict"]
+        assert len(model["worst"]["mixed_rand"]) == 3
+        assert set(model["breakdown"]) == {"by_mask_area", "by_class"}
+    assert saved["provenance"]["packages"]["torch"] == torch.__version__
+    assert saved["data"]["images"] == 11 and saved["data"]["classes"] == 3
+    assert result["models"].keys() == saved["models"].keys()
+    out = tmp_path / "out"
+    for name in (
+        "report.md",
+        "report.html",
+        "figures/conditions.png",
+        "figures/blend.png",
+        "figures/retrieval_grid_1.png",
+        "figures/retrieval_grid_2.png",
+    ):
+        assert (out / name).stat().st_size > 0, name
+    report = (out / "report.md").read_text()
+    assert "## Verdicts" in report and script in json.dumps(saved["models"][script]["model"])
+
+
+def test_flat_folder_gives_instance_metrics_only(tmp_path):
+    root = write_folder_dataset(tmp_path / "ds", {"x": 6}, size=(64, 64))
+    flat = tmp_path / "flat"
+    shutil.copytree(root / "images" / "x", flat)
+    result = audit(tmp_path, ["small_cnn"], flat, masks=root / "masks" / "x")
+    model = result["models"]["small_cnn"]
+    assert set(model["conditions"]) == {"original", "only_fg", "mixed_rand", "only_bg"}
+    assert model["conditions"]["original"] == {"images": 6}
+    for entry in model["conditions"].values():
+        assert "symmetric" not in entry and "asymmetric" not in entry
+    assert model["bg_gap"] is None and model["attention_score"] is None
+    assert "no labels, instance metrics only" in result["notes"][0]
+
+
+def test_too_few_images_per_class_falls_back_to_instance_metrics_and_says_so(tmp_path):
+    root = write_folder_dataset(tmp_path / "ds", {"a": 1, "b": 1, "c": 2}, size=(64, 64))
+    result = audit(tmp_path, ["small_cnn"], root)
+    assert not result["label_metrics"]
+    assert "symmetric" not in result["models"]["small_cnn"]["conditions"]["mixed_rand"]
+    note = "too few images per class for label metrics"
+    assert note in result["notes"][0]
+    assert note in (tmp_path / "out" / "report.md").read_text()
+    assert note in (tmp_path / "out" / "report.html").read_text()
+
+
+def test_a_failed_audit_leaves_no_report_behind(tmp_path):
+    root = write_folder_dataset(tmp_path / "ds", {"a": 3, "b": 3}, size=(64, 64))
+    audit(tmp_path, ["small_cnn"], root)
+    assert (tmp_path / "out" / "audit.json").is_file()
+    with pytest.raises(ModelOutputError, match="NaN"):
+        audit(tmp_path, [torchscript_model(tmp_path / "nan.pt", nan=True)], root)
+    left = {p.name for p in (tmp_path / "out").iterdir() if not p.name.startswith(".")}
+    assert not left & {"audit.json", "report.md", "report.html", "figures"}
+
+
+def test_cli_audit_prints_verdicts_and_list_models_shows_the_forms(tmp_path, capsys):
+    root = write_folder_dataset(tmp_path / "ds", {"a": 3, "b": 3}, size=(64, 64))
+    code = main(
+        [
+            "audit",
+            "small_cnn",
+            str(root),
+            "--untrained",
+            "--out",
+            str(tmp_path / "o"),
+            "--repeats",
+            "1",
+            "--blend-steps",
+            "2",
+            "-q",
+        ]
+    )
+    printed = capsys.readouterr().out
+    assert code == 0 and printed.startswith("small_cnn: ") and "background reliance" in printed
+    assert main(["list", "models"]) == 0
+    listed = capsys.readouterr().out
+    for syntax in (
+        "onnx:<file.onnx>",
+        "torchscript:<file.pt>",
+        "timm:<name>",
+        "hf:",
+        "open_clip:",
+        "python:<module>:<factory>",
+        "best.ckpt",
+    ):
+        assert syntax in listed
+    assert main(["audit", "nonsense-model", str(root), "--out", str(tmp_path / "o")]) == 1
+    assert "matches no model form" in capsys.readouterr().err
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+PROBE = (
+    "<script>window.addEventListener('load', () => document.body.setAttribute('data-figures',"
+    " JSON.stringify(Array.from(document.images).map(i => i.naturalWidth))));</script>"
+)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium here (Debian: apt-get install chromium)")
+def test_report_html_opens_offline_with_every_figure_loaded(tmp_path):
+    root = write_folder_dataset(tmp_path / "ds", {"a": 3, "b": 3}, size=(64, 64))
+    audit(tmp_path, ["small_cnn"], root)
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert "src='data:image/png;base64," in page and "http" not in page  # nothing to fetch
+    probed = tmp_path / "probe.html"  # a copy that records each image's decoded width on load
+    probed.write_text(page.replace("</body>", PROBE + "</body>"))
+    dom = subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+            probed.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    found = re.search(r'data-figures="([^"]*)"', dom)
+    assert found, dom[-500:]
+    widths = json.loads(html.unescape(found.group(1)))
+    assert len(widths) == 3  # bars, blend curve, the model's retrieval grid
+    assert all(w > 0 for w in widths), widths
+
+
+@pytest.mark.parametrize(
+    "option, value, message",
+    [
+        ("--mean", "0.5,0.5", "three numbers"),
+        ("--std", "a,b,c", "three numbers"),
+        ("--repeats", "0", "must be >= 1"),
+    ],
+)
+def test_cli_rejects_bad_option_values(tmp_path, capsys, option, value, message):
+    with pytest.raises(SystemExit) as info:
+        main(["audit", "small_cnn", str(tmp_path), option, value])
+    assert info.value.code == 2 and message in capsys.readouterr().err
