@@ -2,6 +2,32 @@
 subparsers)`` adds its parser; a command parses, calls one library function and prints, and
 its choices come from the registries."""
 
-from . import attention, data, demo, evaluate, lists, masks, models, report, train
+from . import (
+    attention,
+    data,
+    demo,
+    evaluate,
+    export,
+    index,
+    lists,
+    masks,
+    models,
+    report,
+    serve,
+    train,
+)
 
-COMMANDS = (demo, data, train, evaluate, attention, report, masks, models, lists)
+COMMANDS = (
+    demo,
+    data,
+    train,
+    evaluate,
+    attention,
+    report,
+    export,
+    index,
+    serve,
+    masks,
+    models,
+    lists,
+)

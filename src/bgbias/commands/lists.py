@@ -39,6 +39,11 @@ KINDS = {
     ),
     "models": _models,
     "mask-models": _described("bgbias.masks.predictors.PREDICTORS", lambda p: ""),
+    "index-types": _described("bgbias.search.index.INDEX_TYPES", lambda t: t.description),
+    "export-formats": _described("bgbias.export.EXPORT_FORMATS", lambda f: ", ".join(f.suffixes)),
+    "fills": _described(
+        "bgbias.removal.FILLS", lambda f: "the recipe's mean colour" if f.rgb is None else f.rgb
+    ),
 }
 
 
