@@ -2,9 +2,11 @@
 
 import io
 import json
+import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -221,3 +223,96 @@ def test_missing_serve_extra_names_it(built_index):
 
 def test_health_json_is_plain_json(client):
     json.dumps(client.get("/health").json())
+
+
+@pytest.mark.slow
+def test_serve_command_binds_loopback_and_answers(built_index, tmp_path):
+    import socket
+    import time
+
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        "BGBIAS_HOME": str(tmp_path),
+        "U2NET_HOME": str(tmp_path),
+        "XDG_DATA_HOME": str(tmp_path),
+    }
+    command = [sys.executable, "-m", "bgbias", "serve", str(built_index), "--port", str(port)]
+    server = subprocess.Popen(command, env=os.environ | env, stderr=subprocess.PIPE, text=True)
+    try:
+        health = None
+        for _ in range(300):
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/health").json()
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert health is not None and health["indexes"][0]["items"] == 20
+        assert health["remove_background"]["available"] is False  # u2netp not provisioned here
+        listening = [c for c in listening_sockets(server.pid) if c[1] == port]
+        assert listening == [("127.0.0.1", port)]
+    finally:
+        server.terminate()
+        _, err = server.communicate(timeout=30)
+    assert f"on http://127.0.0.1:{port}/" in err and "background removal is off" in err
+
+
+def listening_sockets(pid: int) -> list[tuple[str, int]]:
+    """Listening TCP sockets (address, port) of process ``pid``, from /proc (Linux)."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    found = []
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "0A" and fields[9] in inodes:  # state LISTEN
+            address, port = fields[1].split(":")
+            ip = ".".join(str(int(address[i : i + 2], 16)) for i in (6, 4, 2, 0))
+            found.append((ip, int(port, 16)))
+    return found
+
+
+@pytest.mark.slow
+def test_a_burst_of_good_and_bad_uploads_leaves_the_server_serving(service, catalogue):
+    import threading
+
+    import httpx
+
+    from tests.search.helpers import running_server
+
+    good = [photo(catalogue, f"c{i}/00{i}.png") for i in range(4)]
+    kinds = [(data, 200, {}) for data in good] + [(good[0], 200, {"remove_background": "true"})]
+    kinds += [(data, status, {}) for _, data, status, _ in bad_uploads()]
+    total, clients = 300, 8
+    outcomes: list[tuple[int, int]] = []
+
+    def rss_mb() -> float:
+        status = Path("/proc/self/status").read_text()
+        return int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024
+
+    with running_server(create_app(service)) as url:
+
+        def client_loop(worker: int) -> None:
+            with httpx.Client(base_url=url, timeout=60) as http:
+                for i in range(worker, total, clients):
+                    data, status, params = kinds[i % len(kinds)]
+                    files = {"image": ("q.png", data, "image/png")}
+                    response = http.post("/search", params={"k": 5, **params}, files=files)
+                    outcomes.append((response.status_code, status))
+
+        before = rss_mb()
+        threads = [threading.Thread(target=client_loop, args=(w,)) for w in range(clients)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        growth = rss_mb() - before
+        assert httpx.get(f"{url}/health").status_code == 200
+    assert len(outcomes) == total
+    assert [got for got, expected in outcomes if got != expected] == []
+    assert growth < 150  # MB: nothing decoded is kept (a 100-megapixel image would be 300 MB)

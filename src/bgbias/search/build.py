@@ -26,7 +26,6 @@ import numpy as np
 import torch
 from filelock import FileLock, Timeout
 
-from .. import __version__
 from ..adapters import AdapterOptions, Embedder, load_embedder
 from ..devices import resolve_device
 from ..errors import DataError, OutputError
@@ -34,16 +33,7 @@ from ..io import atomic_write, ensure_writable_dir, move_aside, remove_tree, wri
 from ..progress import progress_bar
 from .catalogue import CatalogueItem, read_catalogue
 from .images import model_view, open_photo, view_tensor, write_thumbnail
-from .index import (
-    FAISS_FILE,
-    INDEX_FORMAT,
-    INDEX_TYPES,
-    ITEMS,
-    MANIFEST,
-    THUMBS,
-    normalize_rows,
-    recall_at_k,
-)
+from .index import INDEX_FORMAT, INDEX_TYPES, MANIFEST, THUMBS, write_index_files
 
 log = logging.getLogger(__name__)
 CHUNK_SIZE = 512
@@ -199,16 +189,40 @@ def _build_locked(embedder, cat, out, kind, batch_size, chunk_size, thumb_size, 
     bar.close()
     embedded = len(items) - done_before
     embed_seconds = time.perf_counter() - embed_started
-    manifest = _finish(embedder, cat, work, kind, thumb_size, len(chunks), chunk_file)
-    manifest["build"] = {
-        "seconds": round(time.perf_counter() - started, 2),
-        "images_embedded_now": embedded,
-        "images_per_second": round(embedded / embed_seconds, 2) if embed_seconds > 0 else None,
-        "resumed_images": done_before,
-        "batch_size": batch_size,
-        "device": str(embedder.device),
-    }
-    write_json(work / MANIFEST, manifest)  # last: only now does the folder load as an index
+    embeddings, positions, failed = _collect(cat, len(chunks), chunk_file)
+    manifest = write_index_files(
+        work,
+        embeddings,
+        [
+            {
+                "id": items[p].id,
+                "label": items[p].label,
+                "path": str(items[p].path),
+                "thumb": f"{p:07d}.jpg",
+            }
+            for p in positions
+        ],
+        model=embedder.describe() | {"spec": absolute_spec(embedder.spec)},
+        index_type=kind.name,
+        extra={
+            "catalogue": {
+                "source": str(cat.source.resolve()),
+                "layout": cat.layout,
+                "split": cat.split,
+                "listed": len(items),
+                "skipped": [{"id": items[p].id, "error": e} for p, e in failed],
+            },
+            "thumb_size": thumb_size,
+            "build": {
+                "seconds": round(time.perf_counter() - started, 2),
+                "images_embedded_now": embedded,
+                "images_per_second": round(embedded / embed_seconds, 2) if embedded else None,
+                "resumed_images": done_before,
+                "batch_size": batch_size,
+                "device": str(embedder.device),
+            },
+        },
+    )
     remove_tree(work / "chunks")
     (work / PLAN).unlink()
     _install(work, out)
@@ -226,9 +240,8 @@ def _save_chunk(path: Path, vectors, positions, failed) -> None:
         )
 
 
-def _finish(embedder, cat, work: Path, kind, thumb_size: int, chunks: int, chunk_file):
-    import faiss
-
+def _collect(cat, chunks: int, chunk_file) -> tuple[np.ndarray, list[int], list[tuple]]:
+    """The embeddings and catalogue positions of every chunk, and the images that failed."""
     vectors, positions, failed = [], [], []
     for chunk in range(chunks):
         with np.load(chunk_file(chunk)) as data:
@@ -241,48 +254,9 @@ def _finish(embedder, cat, work: Path, kind, thumb_size: int, chunks: int, chunk
     if not positions:
         shown = "; ".join(error for _, error in failed[:3])
         raise DataError(f"{cat.source}: no catalogue image could be read ({shown})")
-    embeddings = normalize_rows(np.concatenate(vectors))
-    index, params = kind.build(embeddings)
-    recall = None
-    if not kind.exact:
-        value, sample = recall_at_k(index, embeddings)
-        recall = {"recall_at_10": round(value, 4), "queries": sample}
-        log.info(
-            "%s index: recall@10 %.4f against exact search (%d queries)", kind.name, value, sample
-        )
-    faiss.write_index(index, str(work / FAISS_FILE))
-    items = cat.items
-    write_json(
-        work / ITEMS,
-        [
-            {
-                "id": items[p].id,
-                "label": items[p].label,
-                "path": str(items[p].path),
-                "thumb": f"{p:07d}.jpg",
-            }
-            for p in positions
-        ],
-    )
     for _, error in failed:
         log.warning("skipped %s", error)
-    return {
-        "format": INDEX_FORMAT,
-        "bgbias_version": __version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "count": len(positions),
-        "dim": int(embeddings.shape[1]),
-        "model": embedder.describe() | {"spec": absolute_spec(embedder.spec)},
-        "index": {"type": kind.name, "exact": kind.exact, "params": params, "recall": recall},
-        "catalogue": {
-            "source": str(cat.source.resolve()),
-            "layout": cat.layout,
-            "split": cat.split,
-            "listed": len(items),
-            "skipped": [{"id": items[p].id, "error": e} for p, e in failed],
-        },
-        "thumb_size": thumb_size,
-    }
+    return np.concatenate(vectors), positions, failed
 
 
 def _install(work: Path, out: Path) -> None:

@@ -9,7 +9,9 @@ Folder layout (``manifest.json`` is written last; an index without it never load
 from __future__ import annotations
 
 import json
+import logging
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +20,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from .. import __version__
 from ..errors import BgbiasError, ConfigError
+from ..io import write_json
 from ..registry import Registry
 
+log = logging.getLogger(__name__)
 INDEX_FORMAT = 1
 MANIFEST, ITEMS, FAISS_FILE, THUMBS = "manifest.json", "items.json", "index.faiss", "thumbs"
 RECALL_K, RECALL_SAMPLE = 10, 1000
@@ -104,6 +109,49 @@ def recall_at_k(index, embeddings: np.ndarray, k: int = RECALL_K, sample: int = 
     _, found = index.search(queries, k)
     hits = [len(set(t) & set(f)) for t, f in zip(truth.tolist(), found.tolist(), strict=True)]
     return float(np.mean(hits) / k), len(rows)
+
+
+def write_index_files(
+    folder: Path,
+    embeddings: np.ndarray,
+    items: list[dict[str, Any]],
+    model: dict[str, Any],
+    index_type: str = "flat",
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write ``index.faiss``, ``items.json`` and, last, ``manifest.json`` into ``folder``.
+
+    embeddings: (N, D), L2-normalised here; items: N dicts with ``id``, ``label`` and ``thumb``
+    (a file name in ``folder/thumbs``); model: its provenance, with ``spec``, the name
+    :func:`bgbias.adapters.load_embedder` loads it by. An approximate index type measures its
+    recall@10 against exact search. Returns the manifest."""
+    import faiss
+
+    kind = INDEX_TYPES.get(index_type)
+    embeddings = normalize_rows(embeddings)
+    if len(items) != len(embeddings):
+        raise ConfigError(f"{len(items)} items but {len(embeddings)} embeddings")
+    index, params = kind.build(embeddings)
+    recall = None
+    if not kind.exact:
+        value, sample = recall_at_k(index, embeddings)
+        recall = {"recall_at_10": round(value, 4), "queries": sample}
+        log.info(
+            "%s index: recall@10 %.4f against exact search (%d queries)", kind.name, value, sample
+        )
+    faiss.write_index(index, str(folder / FAISS_FILE))
+    write_json(folder / ITEMS, items)
+    manifest = {
+        "format": INDEX_FORMAT,
+        "bgbias_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "count": len(items),
+        "dim": int(embeddings.shape[1]),
+        "model": model,
+        "index": {"type": kind.name, "exact": kind.exact, "params": params, "recall": recall},
+    } | (extra or {})
+    write_json(folder / MANIFEST, manifest)  # last: only now does the folder load as an index
+    return manifest
 
 
 class SearchIndex:
