@@ -43,7 +43,7 @@ from bgbias.errors import BgbiasError  # noqa: E402
 from bgbias.evaluation import embed  # noqa: E402
 from bgbias.removal import load_remover  # noqa: E402
 from bgbias.search.build import build_index  # noqa: E402
-from bgbias.search.images import model_view, open_photo, view_tensor  # noqa: E402
+from bgbias.search.images import model_input, model_view, open_photo, view_pixels  # noqa: E402
 from bgbias.search.index import SearchIndex, write_index_files  # noqa: E402
 
 SHARED_CUB = SHARED_BACKGROUNDS.parent / "gt_masks" / "cub200"
@@ -130,17 +130,17 @@ def in_thread(fn):
 def bench_limit(embedder, index, photos, remover, repeats: int = 5) -> float:
     """Median ms of (mask model +) forward + faiss search of one query, decoding excluded."""
     recipe = embedder.recipe
-    views = [
-        view_tensor(model_view(open_photo(p, draft_size=recipe.resize), recipe))[None]
-        for p in photos
-    ]
     times = []
-    for rgb in views:
+    for photo in photos:
+        view = model_view(open_photo(photo, draft_size=recipe.resize), recipe)
+        ready = model_input(view_pixels(view), recipe.normalization)[None]
 
-        def one(rgb=rgb):
-            x = rgb if remover is None else remover(rgb, recipe)[0]
+        def one(view=view, ready=ready):
+            x = ready
+            if remover is not None:
+                x = model_input(remover.remove(view, recipe), recipe.normalization)[None]
             with torch.inference_mode():
-                index.search(embedder(recipe.normalization(x)), K)
+                index.search(embedder(x), K)
 
         times.append(time_ms(one, repeats, warmup=1))
     return statistics.median(times)

@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from PIL import Image
 
 from bgbias.adapters import load_embedder
 from bgbias.backbones.small_cnn import RECIPE
@@ -41,6 +42,16 @@ def test_removal_keeps_the_foreground_and_fills_the_rest(masker):
     assert torch.allclose(removed[0, :, 2, 2], torch.ones(3), atol=0.1)
     mean_fill = BackgroundRemover(masker, "m").fill_color(RECIPE)
     assert torch.allclose(RECIPE.normalization(mean_fill), torch.zeros(3, 1, 1), atol=1e-6)
+
+
+def test_one_image_and_batch_removal_agree(masker):
+    rgb = torch.rand(1, 3, 64, 64)
+    rgb[:, :, 20:40, 10:50] = 0.95
+    remover = BackgroundRemover(masker, "m")
+    batch, _ = remover((rgb * 255).round() / 255, RECIPE)
+    image = Image.fromarray((rgb[0] * 255).round().byte().permute(1, 2, 0).numpy())
+    single = torch.from_numpy(remover.remove(image, RECIPE)).permute(2, 0, 1) / 255
+    assert torch.allclose(single, batch[0], atol=1e-5)
 
 
 def test_measured_embedder_removes_then_embeds_and_times_both(masker, tmp_path):

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -42,9 +43,11 @@ FILLS.register("black", Fill((0.0, 0.0, 0.0)))
 
 
 class BackgroundRemover:
-    """``remover(rgb01 (B, 3, H, W), recipe) -> (rgb01 with the background filled, masks
-    (B, 1, H, W) in [0, 1])``. ``predictor``: a :class:`bgbias.masks.predictors.MaskPredictor`;
-    thread-safe when its ``predict`` is (onnxruntime sessions are)."""
+    """Removes backgrounds with ``predictor``, a :class:`bgbias.masks.predictors.MaskPredictor`
+    (thread-safe when its ``predict`` is: onnxruntime sessions are).
+
+    ``remover(rgb01 (B, 3, H, W), recipe)`` for batches of tensors (evaluation), ``remove(image,
+    recipe)`` for one PIL image (a search query); both fill with the same colour."""
 
     def __init__(self, predictor, name: str, fill: str = "mean"):
         self.predictor = predictor
@@ -58,21 +61,31 @@ class BackgroundRemover:
             return torch.tensor(self._fill_rgb).view(3, 1, 1)
         return recipe.normalization.inverse(torch.zeros(3, 1, 1)).clamp(0, 1)
 
+    def predict_masks(self, images: list[Image.Image]) -> list[Image.Image]:
+        """One L foreground mask (0-255) per RGB image, of its size."""
+        outputs = self.predictor.predict([self.predictor.preprocess(i) for i in images])
+        return [self.predictor.postprocess(o, i.size) for o, i in zip(outputs, images, strict=True)]
+
     def masks(self, rgb01: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) RGB in [0, 1] -> (B, 1, H, W) foreground masks in [0, 1]."""
         arrays = (rgb01.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1)
         images = [Image.fromarray(a.cpu().numpy(), mode="RGB") for a in arrays]
-        outputs = self.predictor.predict([self.predictor.preprocess(i) for i in images])
-        masks = [
-            to_tensor(self.predictor.postprocess(o, i.size))
-            for o, i in zip(outputs, images, strict=True)
-        ]
+        masks = [to_tensor(m) for m in self.predict_masks(images)]
         return torch.stack(masks).to(rgb01.device)
 
     def __call__(self, rgb01: torch.Tensor, recipe: Recipe) -> tuple[torch.Tensor, torch.Tensor]:
         masks = self.masks(rgb01)
         fill = self.fill_color(recipe).to(rgb01.device, rgb01.dtype).expand_as(rgb01)
         return composite(rgb01, masks, fill), masks
+
+    def remove(self, image: Image.Image, recipe: Recipe) -> np.ndarray:
+        """One RGB image -> (H, W, 3) float32 pixels 0-255, background filled (numpy: for one
+        image, cheaper than torch's thread pool)."""
+        (mask,) = self.predict_masks([image])
+        alpha = np.asarray(mask, dtype=np.float32)[..., None] / 255.0
+        fill = self.fill_color(recipe).flatten().numpy().astype(np.float32) * 255.0
+        pixels = np.asarray(image, dtype=np.float32)
+        return pixels * alpha + fill * (1.0 - alpha)
 
 
 def load_remover(

@@ -2,7 +2,9 @@
 
 import io
 
+import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from bgbias.backbones.small_cnn import RECIPE
@@ -44,3 +46,18 @@ def test_exif_orientation_is_applied_and_large_jpegs_decode_at_reduced_scale():
     photo = open_photo(big, draft_size=256)
     assert photo.size == (500, 375)  # 1/8 scale, still >= 256 on both sides
     assert model_view(photo, RECIPE).size == (RECIPE.crop, RECIPE.crop)
+
+
+def test_model_input_is_the_recipes_normalisation():
+    from bgbias.backbones.bninception import RECIPE as BGR_RECIPE
+    from bgbias.data.transforms import to_tensor
+    from bgbias.search.images import model_input, pixels_image, view_pixels
+
+    rng = np.random.default_rng(0)
+    view = Image.fromarray(rng.integers(0, 255, (20, 24, 3), dtype=np.uint8))
+    for recipe in (RECIPE, BGR_RECIPE):  # RGB and Caffe's BGR
+        expected = recipe.normalization(to_tensor(view))
+        assert torch.allclose(
+            model_input(view_pixels(view), recipe.normalization), expected, atol=1e-4
+        )
+    assert np.array_equal(np.asarray(pixels_image(view_pixels(view))), np.asarray(view))

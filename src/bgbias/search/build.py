@@ -32,7 +32,7 @@ from ..errors import DataError, OutputError
 from ..io import atomic_write, ensure_writable_dir, move_aside, remove_tree, write_json
 from ..progress import progress_bar
 from .catalogue import CatalogueItem, read_catalogue
-from .images import model_view, open_photo, view_tensor, write_thumbnail
+from .images import model_input, model_view, open_photo, view_pixels, write_thumbnail
 from .index import INDEX_FORMAT, INDEX_TYPES, MANIFEST, THUMBS, write_index_files
 
 log = logging.getLogger(__name__)
@@ -152,7 +152,8 @@ def _build_locked(embedder, cat, out, kind, batch_size, chunk_size, thumb_size, 
         except DataError as exc:
             return position, None, str(exc)
         write_thumbnail(photo, work / THUMBS / f"{position:07d}.jpg", thumb_size)
-        return position, recipe.normalization(view_tensor(model_view(photo, recipe))), None
+        pixels = view_pixels(model_view(photo, recipe))
+        return position, model_input(pixels, recipe.normalization), None
 
     def chunk_file(chunk: int) -> Path:
         return work / "chunks" / f"chunk-{chunk:05d}.npz"

@@ -14,10 +14,11 @@ import os
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..data.transforms import Recipe, center_crop_box, resize_shorter, to_tensor
+from ..data.transforms import Normalization, Recipe, center_crop_box, resize_shorter
 from ..errors import DataError
 
 DEFAULT_MAX_PIXELS = 50_000_000  # a 50-megapixel camera's photo; a 100-megapixel upload is refused
@@ -96,15 +97,27 @@ def model_view(image: Image.Image, recipe: Recipe) -> Image.Image:
     return resized.crop(center_crop_box(resized.width, resized.height, recipe.crop))
 
 
-def view_tensor(view: Image.Image) -> torch.Tensor:
-    """(3, crop, crop) RGB in [0, 1] (normalise with ``recipe.normalization``)."""
-    return to_tensor(view)
+def view_pixels(view: Image.Image) -> np.ndarray:
+    """(H, W, 3) float32 RGB in 0-255."""
+    return np.asarray(view, dtype=np.float32)
 
 
-def tensor_image(rgb01: torch.Tensor) -> Image.Image:
-    """(3, H, W) RGB in [0, 1] -> PIL RGB."""
-    array = (rgb01.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-    return Image.fromarray(array, mode="RGB")
+def model_input(pixels: np.ndarray, normalization: Normalization) -> torch.Tensor:
+    """(H, W, 3) RGB pixels 0-255 -> (3, H, W) model input, as ``normalization`` maps it.
+
+    numpy, not torch: for one image's few hundred thousand values torch's thread pool costs
+    more than the arithmetic (measured on 2 busy cores: 60 ms against 0.6 ms single-threaded).
+    """
+    if normalization.channels == "BGR":
+        pixels = pixels[..., ::-1]
+    mean = np.asarray(normalization.mean, dtype=np.float32)
+    std = np.asarray(normalization.std, dtype=np.float32)
+    return torch.from_numpy(np.ascontiguousarray(((pixels - mean) / std).transpose(2, 0, 1)))
+
+
+def pixels_image(pixels: np.ndarray) -> Image.Image:
+    """(H, W, 3) RGB 0-255 -> PIL RGB."""
+    return Image.fromarray(np.clip(pixels, 0, 255).round().astype(np.uint8), mode="RGB")
 
 
 def jpeg_bytes(image: Image.Image, max_side: int | None = None) -> bytes:

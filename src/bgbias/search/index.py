@@ -9,7 +9,6 @@ Folder layout (``manifest.json`` is written last; an index without it never load
 from __future__ import annotations
 
 import json
-import logging
 import os
 import time
 from collections.abc import Callable
@@ -25,7 +24,6 @@ from ..errors import BgbiasError, ConfigError
 from ..io import write_json
 from ..registry import Registry
 
-log = logging.getLogger(__name__)
 INDEX_FORMAT = 1
 MANIFEST, ITEMS, FAISS_FILE, THUMBS = "manifest.json", "items.json", "index.faiss", "thumbs"
 RECALL_K, RECALL_SAMPLE = 10, 1000
@@ -136,9 +134,6 @@ def write_index_files(
     if not kind.exact:
         value, sample = recall_at_k(index, embeddings)
         recall = {"recall_at_10": round(value, 4), "queries": sample}
-        log.info(
-            "%s index: recall@10 %.4f against exact search (%d queries)", kind.name, value, sample
-        )
     faiss.write_index(index, str(folder / FAISS_FILE))
     write_json(folder / ITEMS, items)
     manifest = {

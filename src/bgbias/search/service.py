@@ -25,10 +25,11 @@ from ..removal import BackgroundRemover, load_remover
 from .images import (
     DEFAULT_MAX_PIXELS,
     jpeg_bytes,
+    model_input,
     model_view,
     open_photo,
-    tensor_image,
-    view_tensor,
+    pixels_image,
+    view_pixels,
 )
 from .index import SearchIndex
 
@@ -75,11 +76,10 @@ class SearchService:
         indexes: list[SearchIndex],
         options: ServeOptions | None = None,
         remover: BackgroundRemover | None = None,
-        embedders: list | None = None,
     ):
-        """``remover``: the background remover (default: ``options.mask_model``, loaded now;
-        when it cannot be, removal answers 503 with the reason). ``embedders``: the models,
-        one per index (default: each index's own, checked against its manifest)."""
+        """Each index is searched with the model it was built with (checked against its
+        manifest). ``remover``: the background remover (default: ``options.mask_model``,
+        loaded now; when it cannot be, removal answers 503 with the reason)."""
         if not indexes:
             raise ServiceError("no index to serve")
         options = options or ServeOptions()
@@ -90,8 +90,7 @@ class SearchService:
             name = index.name
             while name in self.searchers:
                 name = f"{name}-{slot + 1}"
-            embedder = embedders[slot] if embedders is not None else index.load_embedder()
-            self.searchers[name] = Searcher(slot, name, index, embedder.to(device))
+            self.searchers[name] = Searcher(slot, name, index, index.load_embedder().to(device))
         self.by_slot = list(self.searchers.values())
         self.removal_problem: str | None = None
         self.remover = remover
@@ -168,20 +167,20 @@ class SearchService:
         with self.slots:
             started = time.perf_counter()
             photo = open_photo(data, self.options.max_pixels, draft_size=recipe.resize)
-            rgb = view_tensor(model_view(photo, recipe))[None]
+            view = model_view(photo, recipe)
+            pixels = view_pixels(view)
             decoded = time.perf_counter()
             timings["decode"] = decoded - started
             if remove_background:
-                rgb, _ = self.remover(rgb, recipe)
+                pixels = self.remover.remove(view, recipe)
             masked = time.perf_counter()
             timings["mask"] = masked - decoded
+            images = model_input(pixels, recipe.normalization)[None]
             with torch.inference_mode():
-                embedding = searcher.embedder(
-                    recipe.normalization(rgb).to(searcher.embedder.device)
-                )
+                embedding = searcher.embedder(images.to(searcher.embedder.device))
             timings["embed"] = time.perf_counter() - masked
             results, timings["search"] = self._answer(searcher, embedding, k)
-        seen = jpeg_bytes(tensor_image(rgb[0]))
+        seen = jpeg_bytes(pixels_image(pixels))
         timings["total"] = time.perf_counter() - started
         return {
             "index": searcher.name,
