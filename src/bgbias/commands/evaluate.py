@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from ._common import adapter_options, add_command, add_device, add_model_options, int_at_least
+from ._common import (
+    adapter_options,
+    add_command,
+    add_device,
+    add_fill,
+    add_model_options,
+    int_at_least,
+    mask_model_names,
+)
 
 
 def register(subparsers) -> None:
@@ -36,15 +44,13 @@ def register(subparsers) -> None:
         "--query-masking",
         nargs="?",
         const="u2netp",
-        choices=_mask_models(),
+        choices=mask_model_names(),
         metavar="MASK_MODEL",
         help="test-time background removal: every image's background (clean and replaced) is "
         "removed by MASK_MODEL before embedding (u2netp when none is named); the result gives "
         "the measured inference cost per image",
     )
-    parser.add_argument(
-        "--fill", default="mean", choices=_fills(), help="what removed backgrounds become"
-    )
+    add_fill(parser)
     add_device(parser)
     parser.add_argument(
         "--out",
@@ -52,18 +58,6 @@ def register(subparsers) -> None:
         "<checkpoint>.<split>.query-masking-<mask model>.eval.json with --query-masking)",
     )
     parser.set_defaults(func=run)
-
-
-def _mask_models() -> list[str]:
-    from ..masks.predictors import PREDICTORS
-
-    return PREDICTORS.names()
-
-
-def _fills() -> list[str]:
-    from ..removal import FILLS
-
-    return FILLS.names()
 
 
 def run(args) -> int:

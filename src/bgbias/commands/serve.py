@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from ._common import add_command, add_device, int_at_least
+from ._common import (
+    add_command,
+    add_device,
+    add_fill,
+    int_at_least,
+    mask_model_names,
+    positive_number,
+)
 
 
 def register(subparsers) -> None:
@@ -20,39 +27,28 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to bind (others than 127.0.0.1 are reachable)"
     )
-    parser.add_argument("--port", type=int_at_least(0), default=8000, help="port")
+    parser.add_argument("--port", type=int_at_least(1), default=8000, help="port")
     parser.add_argument(
         "--mask-model",
         default="u2netp",
-        choices=_mask_models(),
+        choices=mask_model_names(),
         help="mask model of the remove-background switch",
     )
+    add_fill(parser)
     parser.add_argument(
-        "--fill", default="mean", choices=_fills(), help="what removed backgrounds become"
+        "--max-upload-mb",
+        type=positive_number,
+        default=20.0,
+        help="largest upload (request body) in MB",
     )
     parser.add_argument(
-        "--max-upload-mb", type=float, default=20.0, help="largest upload (request body) in MB"
-    )
-    parser.add_argument(
-        "--max-megapixels", type=float, default=50.0, help="largest photo in megapixels"
+        "--max-megapixels", type=positive_number, default=50.0, help="largest photo in megapixels"
     )
     parser.add_argument(
         "--workers", type=int_at_least(1), default=2, help="queries decoded and embedded at once"
     )
     add_device(parser)
     parser.set_defaults(func=run)
-
-
-def _mask_models() -> list[str]:
-    from ..masks.predictors import PREDICTORS
-
-    return PREDICTORS.names()
-
-
-def _fills() -> list[str]:
-    from ..removal import FILLS
-
-    return FILLS.names()
 
 
 def run(args) -> int:
