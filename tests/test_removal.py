@@ -10,7 +10,7 @@ from bgbias.adapters import load_embedder
 from bgbias.backbones.small_cnn import RECIPE
 from bgbias.cli import main
 from bgbias.evaluation import evaluate_model
-from bgbias.masks.predictors import U2NetPredictor
+from bgbias.masks.predictors import OnnxU2NetPredictor
 from bgbias.removal import BackgroundRemover, MeasuredEmbedder
 from tests.helpers import write_checkpoint, write_onnx_masker
 
@@ -29,7 +29,7 @@ class Recording(BackgroundRemover):
 
 @pytest.fixture(scope="module")
 def masker(tmp_path_factory):
-    return U2NetPredictor(write_onnx_masker(tmp_path_factory.mktemp("m") / "masker.onnx"))
+    return OnnxU2NetPredictor(write_onnx_masker(tmp_path_factory.mktemp("m") / "masker.onnx"))
 
 
 def test_removal_keeps_the_foreground_and_fills_the_rest(masker):

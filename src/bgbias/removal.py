@@ -92,10 +92,11 @@ def load_remover(
     mask_model: str, fill: str = "mean", device: str = "cpu", threads: int | None = None
 ) -> BackgroundRemover:
     """A remover with mask model ``mask_model`` (a name in ``bgbias list mask-models``)."""
-    from .masks.predictors import PREDICTORS
+    from .masks.predictors import build_predictor
 
     FILLS.get(fill)  # an unknown fill fails before the model loads
-    return BackgroundRemover(PREDICTORS.get(mask_model)(device, None, threads), mask_model, fill)
+    predictor = build_predictor(mask_model, "auto", device, batch_size=None, threads=threads)
+    return BackgroundRemover(predictor, mask_model, fill)
 
 
 class MeasuredEmbedder(Embedder):

@@ -43,12 +43,12 @@ def second_index(tmp_path_factory, catalogue):
 @pytest.fixture(scope="session")
 def remover(tmp_path_factory):
     """Background removal with an ONNX model of U2Net's interface (no 176 MB download)."""
-    from bgbias.masks.predictors import U2NetPredictor
+    from bgbias.masks.predictors import OnnxU2NetPredictor
     from bgbias.removal import BackgroundRemover
     from tests.helpers import write_onnx_masker
 
     model = write_onnx_masker(tmp_path_factory.mktemp("masker") / "masker.onnx")
-    return BackgroundRemover(U2NetPredictor(model), "test-masker")
+    return BackgroundRemover(OnnxU2NetPredictor(model), "test-masker")
 
 
 @pytest.fixture(scope="session")

@@ -68,6 +68,17 @@ def test_upload_a_photo_see_k_results_side_by_side_and_flip_the_switch(service, 
             page.locator("[data-testid=results-1] .card").nth(2).click()  # find similar
             sync_api.expect(page.locator("#status")).to_contain_text("catalogue item")
             sync_api.expect(page.locator("[data-testid=results-0] .card")).to_have_count(5)
+
+            page.click("#browse")  # pick a catalogue item
+            strip = page.locator("#strip img")
+            sync_api.expect(strip).to_have_count(20)
+            page.fill("#filter", "c3/")
+            sync_api.expect(strip).to_have_count(5)
+            strip.nth(4).click()
+            sync_api.expect(page.locator("#status")).to_contain_text("catalogue item c3/004.png")
+            first = page.locator("[data-testid=results-0] .card").first
+            sync_api.expect(first).to_have_attribute("data-id", "c3/004.png")
+            page.screenshot(path=str(SCREENSHOT.with_name(SCREENSHOT.stem + "-item.png")))
             assert errors == []
         finally:
             browser.close()

@@ -99,8 +99,11 @@ def _read_dataset(root: Path, split: str | None) -> list[CatalogueItem]:
 def _read_folder(root: Path, split: str | None) -> list[CatalogueItem]:
     if split is not None:
         raise DataError(f"{root}: a plain image folder has no splits (drop --split)")
-    items = []
-    for file in image_files(root):
+    items, problems = [], []
+    files = image_files(root, problems)
+    for problem in problems:  # link loops: listed once, reported
+        log.warning("%s", problem)
+    for file in files:
         parts = file.relative_to(root).parts
         items.append(CatalogueItem("/".join(parts), file, parts[0] if len(parts) > 1 else None))
     return items
