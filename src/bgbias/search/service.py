@@ -13,6 +13,7 @@ import logging
 import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -101,6 +102,9 @@ class SearchService:
                 self.removal_problem = str(exc)
                 log.warning("background removal is off: %s", exc)
         self.slots = threading.BoundedSemaphore(options.workers)
+        # every forward pass on one thread: torch keeps one warm OpenMP team per calling
+        # thread, and passes from the web server's many worker threads ran ~15% slower
+        self.inference = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bgbias-model")
 
     @classmethod
     def open(cls, paths: list[str | os.PathLike], options: ServeOptions | None = None):
@@ -155,6 +159,11 @@ class SearchService:
         ]
         return results, time.perf_counter() - started
 
+    @staticmethod
+    @torch.inference_mode()
+    def _embed(embedder, images: torch.Tensor) -> torch.Tensor:
+        return embedder(images.to(embedder.device))
+
     def search_photo(
         self, data: bytes, index: str | None = None, k: int = 10, remove_background: bool = False
     ) -> dict[str, Any]:
@@ -176,8 +185,7 @@ class SearchService:
             masked = time.perf_counter()
             timings["mask"] = masked - decoded
             images = model_input(pixels, recipe.normalization)[None]
-            with torch.inference_mode():
-                embedding = searcher.embedder(images.to(searcher.embedder.device))
+            embedding = self.inference.submit(self._embed, searcher.embedder, images).result()
             timings["embed"] = time.perf_counter() - masked
             results, timings["search"] = self._answer(searcher, embedding, k)
         seen = jpeg_bytes(pixels_image(pixels))
