@@ -149,3 +149,46 @@ def serve_folder(folder: Path, cut_short: tuple[str, ...] = ()) -> Iterator[str]
     finally:
         server.shutdown()
         server.server_close()
+
+
+def write_checkpoint(
+    path: Path,
+    preset: str = "generated/arcface/base",
+    embedding_size: int = 16,
+    num_classes: int = 4,
+    seed: int = 0,
+    backbone: str = "small_cnn",
+) -> Path:
+    """A bgbias checkpoint (Lightning's layout) of an untrained model with seeded weights, as
+    ``bgbias train`` writes it, without training."""
+    import torch
+
+    from bgbias import __version__
+    from bgbias.config import compose, to_dict
+    from bgbias.losses import build_loss
+    from bgbias.models import build_model
+    from bgbias.runs import CHECKPOINT_FORMAT
+
+    config = compose(
+        preset,
+        [
+            f"model.backbone={backbone}",
+            "model.pretrained=false",
+            f"model.embedding_size={embedding_size}",
+            f"seed={seed}",
+        ],
+    )
+    torch.manual_seed(seed)
+    model = build_model(backbone, pretrained=False, embedding_size=embedding_size)
+    loss = build_loss(config.loss.name, dict(config.loss.params), num_classes, embedding_size)
+    state = {f"model.{k}": v for k, v in model.state_dict().items()}
+    state |= {f"loss_fn.{k}": v for k, v in loss.state_dict().items()}
+    hparams = {
+        "config": to_dict(config),
+        "num_classes": num_classes,
+        "format": CHECKPOINT_FORMAT,
+        "bgbias_version": __version__,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"hyper_parameters": hparams, "state_dict": state}, path)
+    return path

@@ -31,6 +31,7 @@ from .errors import ConfigError, DataError
 from .io import ensure_writable_dir, write_json
 from .metrics import METRIC_NAMES, retrieval_metrics
 from .progress import progress_bar
+from .removal import BackgroundRemover, MeasuredEmbedder, load_remover
 
 
 @dataclass
@@ -139,10 +140,11 @@ def evaluate(
     return out
 
 
-def default_output_path(checkpoint: str | os.PathLike, split: str) -> Path:
-    """``<checkpoint stem>.<split>.eval.json`` beside the checkpoint."""
+def default_output_path(checkpoint: str | os.PathLike, split: str, variant: str = "") -> Path:
+    """``<checkpoint stem>.<split>[.<variant>].eval.json`` beside the checkpoint."""
     checkpoint = Path(checkpoint)
-    return checkpoint.with_name(f"{checkpoint.stem}.{split}.eval.json")
+    middle = f"{split}.{variant}" if variant else split
+    return checkpoint.with_name(f"{checkpoint.stem}.{middle}.eval.json")
 
 
 def evaluate_model(
@@ -159,6 +161,8 @@ def evaluate_model(
     out: str | os.PathLike | None = None,
     progress: bool = True,
     options: AdapterOptions | None = None,
+    query_masking: str | BackgroundRemover | None = None,
+    fill: str = "mean",
 ) -> tuple[dict[str, Any], Path]:
     """Evaluate a model in any form :func:`bgbias.adapters.load_embedder` reads (a bgbias
     checkpoint, a backbone name, ...) on ``split``; write and return the result JSON.
@@ -166,8 +170,20 @@ def evaluate_model(
     A bgbias checkpoint supplies the dataset, root and background defaults of its training
     config and the default output path beside it; other models need ``dataset``, ``root`` and
     ``out``. The corrupted test draws from the ``test`` bank of ``backgrounds``.
+
+    ``query_masking`` (a mask model name, or a :class:`bgbias.removal.BackgroundRemover`):
+    test-time background removal. Every test image is a query and a gallery item (the paper's
+    protocol), so every image the model embeds, clean and with its background replaced, first
+    has its background removed by the mask model (predicted on that image) and filled with
+    ``fill``. The result's ``inference`` gives the measured milliseconds per image.
     """
     embedder = model if isinstance(model, Embedder) else load_embedder(model, options)
+    remover = (
+        load_remover(query_masking, fill, str(resolve_device(device)))
+        if isinstance(query_masking, str)
+        else query_masking
+    )
+    variant = f"query-masking-{remover.name}" if remover is not None else ""
     config = embedder.config
     background_seed, background_count, check_sizes = 0, 100, True
     if config is not None:
@@ -176,7 +192,7 @@ def evaluate_model(
         backgrounds = config.backgrounds.source if backgrounds is None else backgrounds
         background_seed, background_count = config.backgrounds.seed, config.backgrounds.count
         check_sizes = config.data.check_sizes
-        out = out if out is not None else default_output_path(embedder.spec, split)
+        out = out if out is not None else default_output_path(embedder.spec, split, variant)
     elif dataset is None or root is None or out is None:
         raise ConfigError(
             f"{embedder.spec}: not a bgbias checkpoint; pass --dataset, --root, --out"
@@ -203,12 +219,13 @@ def evaluate_model(
             seed=background_seed,
             count=background_count,
         )["test"]
-    embedder.to(resolve_device(device))
+    measured = MeasuredEmbedder(embedder, remover).to(resolve_device(device))
     result = evaluate(
-        embedder, test_set, bank, repeats, seed, batch_size, embedder.device, num_workers, progress
+        measured, test_set, bank, repeats, seed, batch_size, measured.device, num_workers, progress
     )
     result = {
-        "model": embedder.describe(),
+        "model": measured.describe(),
+        "inference": measured.cost() | {"batch_size": batch_size},
         "dataset": {"name": dataset, "root": str(root), "split": split},
         **result,
         "path": str(out),

@@ -59,6 +59,17 @@ def fraction(text: str) -> float:
     return value
 
 
+def positive_number(text: str) -> float:
+    """An argparse type: a number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
 def device_name(text: str) -> str:
     try:
         return check_device_name(text)
@@ -117,4 +128,19 @@ def adapter_options(args: argparse.Namespace):
         input_size=args.input_size,
         mean=args.mean,
         std=args.std,
+    )
+
+
+def mask_model_names() -> list[str]:
+    from ..masks.predictors import PREDICTORS
+
+    return PREDICTORS.names()
+
+
+def add_fill(parser: argparse.ArgumentParser) -> None:
+    """--fill: what test-time background removal fills removed backgrounds with."""
+    from ..removal import FILLS
+
+    parser.add_argument(
+        "--fill", default="mean", choices=FILLS.names(), help="what removed backgrounds become"
     )

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from ._common import adapter_options, add_command, add_device, add_model_options, int_at_least
+from ._common import (
+    adapter_options,
+    add_command,
+    add_device,
+    add_fill,
+    add_model_options,
+    int_at_least,
+    mask_model_names,
+)
 
 
 def register(subparsers) -> None:
@@ -32,8 +40,23 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--workers", type=int_at_least(0), default=0, help="data loader processes (0: inline)"
     )
+    parser.add_argument(
+        "--query-masking",
+        nargs="?",
+        const="u2netp",
+        choices=mask_model_names(),
+        metavar="MASK_MODEL",
+        help="test-time background removal: every image's background (clean and replaced) is "
+        "removed by MASK_MODEL before embedding (u2netp when none is named); the result gives "
+        "the measured inference cost per image",
+    )
+    add_fill(parser)
     add_device(parser)
-    parser.add_argument("--out", help="result JSON (default: <checkpoint>.<split>.eval.json)")
+    parser.add_argument(
+        "--out",
+        help="result JSON (default: <checkpoint>.<split>.eval.json, "
+        "<checkpoint>.<split>.query-masking-<mask model>.eval.json with --query-masking)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -53,6 +76,8 @@ def run(args) -> int:
         num_workers=args.workers,
         out=args.out,
         options=adapter_options(args),
+        query_masking=args.query_masking,
+        fill=args.fill,
     )
     clean = result["clean"]
     print(
@@ -66,5 +91,11 @@ def run(args) -> int:
             f"P@1 {c['precision_at_1']['mean']:.4f}  R-Precision {c['r_precision']['mean']:.4f}"
             f"  ({result['repeats']} repeats)"
         )
+    cost = result["inference"]["ms_per_image"]
+    masking = f" (mask model {cost['mask']:.1f} + embedding {cost['embed']:.1f})"
+    print(
+        f"inference: {cost['total']:.1f} ms per image on {result['inference']['device']}"
+        + (masking if args.query_masking else "")
+    )
     print(f"wrote {path}")
     return 0

@@ -51,6 +51,11 @@ KINDS = {
         "bgbias.data.background_sets.BACKGROUND_SETS", lambda s: s.description
     ),
     "launchers": _described("bgbias.reproduce.launchers.LAUNCHERS", lambda s: s.description),
+    "index-types": _described("bgbias.search.index.INDEX_TYPES", lambda t: t.description),
+    "export-formats": _described("bgbias.export.EXPORT_FORMATS", lambda f: ", ".join(f.suffixes)),
+    "fills": _described(
+        "bgbias.removal.FILLS", lambda f: "the recipe's mean colour" if f.rgb is None else f.rgb
+    ),
 }
 
 

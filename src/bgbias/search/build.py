@@ -1,0 +1,268 @@
+"""Build a search index: embed a catalogue with any model, resumable by chunks.
+
+Work happens in a hidden folder beside OUT (``.OUT.building``). Every ``chunk_size`` images
+are embedded and written as one file (atomically), after their thumbnails, so a killed build
+resumes at the first unfinished chunk. The chunk plan is keyed by the model's identity and the
+catalogue's files (id, path, label, size, mtime): a changed model or catalogue starts over.
+At the end the faiss index, the items and the manifest (last) are written into the build folder,
+which then replaces OUT by renames: OUT is always either the old complete index or the new one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from itertools import groupby
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from filelock import FileLock, Timeout
+
+from ..adapters import AdapterOptions, Embedder, load_embedder
+from ..devices import resolve_device
+from ..errors import DataError, OutputError
+from ..io import atomic_write, ensure_writable_dir, move_aside, remove_tree, write_json
+from ..progress import progress_bar
+from .catalogue import CatalogueItem, read_catalogue
+from .images import model_input, model_view, open_photo, view_pixels, write_thumbnail
+from .index import INDEX_FORMAT, INDEX_TYPES, MANIFEST, THUMBS, write_index_files
+
+log = logging.getLogger(__name__)
+CHUNK_SIZE = 512
+THUMB_SIZE = 128
+PLAN = "plan.json"
+Prepared = tuple[int, "torch.Tensor | None", "str | None"]  # position, model input, error
+
+
+def absolute_spec(spec: str) -> str:
+    """``spec`` with a file it names made absolute (``run/best.ckpt``, ``onnx:m.onnx``), so the
+    index finds its model from any working folder."""
+    if Path(spec).exists():
+        return str(Path(spec).resolve())
+    prefix, colon, rest = spec.partition(":")
+    if colon and rest and Path(rest).exists():
+        return f"{prefix}:{Path(rest).resolve()}"
+    return spec
+
+
+def plan_key(embedder: Embedder, items: list[CatalogueItem], chunk_size: int, thumb_size: int):
+    digest = hashlib.sha256()
+    head = {"format": INDEX_FORMAT, "model": embedder.describe(), "chunk": chunk_size}
+    digest.update(json.dumps(head | {"thumb": thumb_size}, sort_keys=True, default=str).encode())
+    for item in items:
+        stat = item.path.stat()
+        line = f"{item.id}\0{item.path}\0{item.label}\0{stat.st_size}\0{stat.st_mtime_ns}\n"
+        digest.update(line.encode())
+    return digest.hexdigest()
+
+
+def _check_replaceable(out: Path) -> None:
+    if out.exists() and not (out / MANIFEST).is_file() and (out.is_file() or any(out.iterdir())):
+        raise OutputError(
+            f"{out}: exists and is not a bgbias index; choose another --out or remove it"
+        )
+
+
+def _prefetched(pool: ThreadPoolExecutor, batches, prepare, lookahead: int = 2) -> Iterator:
+    """Yields ``(chunk, [prepared...])`` per batch, preparing the next ``lookahead`` batches on
+    the pool while the caller embeds this one."""
+    pending: deque = deque()
+    queue = iter(batches)
+
+    def submit() -> None:
+        batch = next(queue, None)
+        if batch is not None:
+            chunk, jobs = batch
+            pending.append((chunk, [pool.submit(prepare, *job) for job in jobs]))
+
+    for _ in range(lookahead + 1):
+        submit()
+    while pending:
+        chunk, futures = pending.popleft()
+        submit()
+        yield chunk, [future.result() for future in futures]
+
+
+def build_index(
+    model: str | Embedder,
+    catalogue: str | os.PathLike,
+    out: str | os.PathLike,
+    index_type: str = "flat",
+    split: str | None = None,
+    batch_size: int = 32,
+    chunk_size: int = CHUNK_SIZE,
+    thumb_size: int = THUMB_SIZE,
+    device: str = "auto",
+    workers: int = 2,
+    progress: bool = True,
+    options: AdapterOptions | None = None,
+) -> dict[str, Any]:
+    """Embed every image of ``catalogue`` (:func:`bgbias.search.catalogue.read_catalogue`) with
+    ``model`` (any :func:`bgbias.adapters.load_embedder` form) into an index folder ``out``;
+    returns its manifest. Unreadable images are skipped and listed in the manifest."""
+    kind = INDEX_TYPES.get(index_type)
+    out = Path(out)
+    ensure_writable_dir(out.parent)
+    _check_replaceable(out)
+    cat = read_catalogue(catalogue, split)
+    embedder = model if isinstance(model, Embedder) else load_embedder(model, options)
+    embedder.to(resolve_device(device))
+    lock = FileLock(out.parent / f".{out.name}.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise OutputError(f"{out}: another `bgbias index` is building it") from None
+    try:
+        return _build_locked(
+            embedder, cat, out, kind, batch_size, chunk_size, thumb_size, workers, progress
+        )
+    finally:
+        lock.release()
+
+
+def _build_locked(embedder, cat, out, kind, batch_size, chunk_size, thumb_size, workers, progress):
+    started = time.perf_counter()
+    work = out.parent / f".{out.name}.building"
+    items = cat.items
+    key = plan_key(embedder, items, chunk_size, thumb_size)
+    plan_file = work / PLAN
+    if plan_file.is_file() and json.loads(plan_file.read_text()).get("key") != key:
+        log.info(
+            "%s: the model or the catalogue changed since the interrupted build; starting over", out
+        )
+        remove_tree(work)
+    (work / "chunks").mkdir(parents=True, exist_ok=True)
+    (work / THUMBS).mkdir(exist_ok=True)
+    write_json(plan_file, {"key": key, "items": len(items), "chunk_size": chunk_size})
+
+    recipe = embedder.recipe
+    draft = max(recipe.resize, thumb_size)
+
+    def prepare(position: int, item: CatalogueItem) -> Prepared:
+        try:
+            photo = open_photo(item.path, max_pixels=None, draft_size=draft)
+        except DataError as exc:
+            return position, None, str(exc)
+        write_thumbnail(photo, work / THUMBS / f"{position:07d}.jpg", thumb_size)
+        pixels = view_pixels(model_view(photo, recipe))
+        return position, model_input(pixels, recipe.normalization), None
+
+    def chunk_file(chunk: int) -> Path:
+        return work / "chunks" / f"chunk-{chunk:05d}.npz"
+
+    chunks = [
+        range(start, min(start + chunk_size, len(items)))
+        for start in range(0, len(items), chunk_size)
+    ]
+    todo = [c for c in range(len(chunks)) if not chunk_file(c).is_file()]
+    done_before = len(items) - sum(len(chunks[c]) for c in todo)
+    if done_before:
+        log.info("%s: resuming, %d of %d images already embedded", out, done_before, len(items))
+    batches = [
+        (c, [(p, items[p]) for p in chunks[c][b : b + batch_size]])
+        for c in todo
+        for b in range(0, len(chunks[c]), batch_size)
+    ]
+    bar = progress_bar(len(items), f"indexing {cat.source.name}", unit="img", enabled=progress)
+    bar.update(done_before)
+    embed_started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        stream = _prefetched(pool, batches, prepare)
+        for chunk, group in groupby(stream, key=lambda entry: entry[0]):
+            vectors, positions, failed = [], [], []
+            for _, prepared in group:
+                good = [(p, x) for p, x, _ in prepared if x is not None]
+                failed += [(p, error) for p, x, error in prepared if x is None]
+                if good:
+                    batch = torch.stack([x for _, x in good]).to(embedder.device)
+                    vectors.append(embedder(batch).cpu().numpy())
+                    positions += [p for p, _ in good]
+                bar.update(len(prepared))
+            _save_chunk(chunk_file(chunk), vectors, positions, failed)
+    bar.close()
+    embedded = len(items) - done_before
+    embed_seconds = time.perf_counter() - embed_started
+    embeddings, positions, failed = _collect(cat, len(chunks), chunk_file)
+    manifest = write_index_files(
+        work,
+        embeddings,
+        [
+            {
+                "id": items[p].id,
+                "label": items[p].label,
+                "path": str(items[p].path),
+                "thumb": f"{p:07d}.jpg",
+            }
+            for p in positions
+        ],
+        model=embedder.describe() | {"spec": absolute_spec(embedder.spec)},
+        index_type=kind.name,
+        extra={
+            "catalogue": {
+                "source": str(cat.source.resolve()),
+                "layout": cat.layout,
+                "split": cat.split,
+                "listed": len(items),
+                "skipped": [{"id": items[p].id, "error": e} for p, e in failed],
+            },
+            "thumb_size": thumb_size,
+            "build": {
+                "seconds": round(time.perf_counter() - started, 2),
+                "images_embedded_now": embedded,
+                "images_per_second": round(embedded / embed_seconds, 2) if embedded else None,
+                "resumed_images": done_before,
+                "batch_size": batch_size,
+                "device": str(embedder.device),
+            },
+        },
+    )
+    remove_tree(work / "chunks")
+    (work / PLAN).unlink()
+    _install(work, out)
+    return manifest
+
+
+def _save_chunk(path: Path, vectors, positions, failed) -> None:
+    with atomic_write(path, "wb") as handle:
+        np.savez(
+            handle,
+            embeddings=np.concatenate(vectors) if vectors else np.zeros((0, 0), np.float32),
+            positions=np.asarray(positions, dtype=np.int64),
+            failed_positions=np.asarray([p for p, _ in failed], dtype=np.int64),
+            failed_errors=np.asarray([e for _, e in failed], dtype=str),
+        )
+
+
+def _collect(cat, chunks: int, chunk_file) -> tuple[np.ndarray, list[int], list[tuple]]:
+    """The embeddings and catalogue positions of every chunk, and the images that failed."""
+    vectors, positions, failed = [], [], []
+    for chunk in range(chunks):
+        with np.load(chunk_file(chunk)) as data:
+            if len(data["positions"]):
+                vectors.append(data["embeddings"])
+                positions += data["positions"].tolist()
+            failed += list(
+                zip(data["failed_positions"].tolist(), data["failed_errors"].tolist(), strict=True)
+            )
+    if not positions:
+        shown = "; ".join(error for _, error in failed[:3])
+        raise DataError(f"{cat.source}: no catalogue image could be read ({shown})")
+    for _, error in failed:
+        log.warning("skipped %s", error)
+    return np.concatenate(vectors), positions, failed
+
+
+def _install(work: Path, out: Path) -> None:
+    """Put the finished build folder at ``out``, replacing an older index there."""
+    aside = move_aside(out) if out.exists() else None
+    os.replace(work, out)
+    if aside is not None:
+        remove_tree(aside)

@@ -1,0 +1,275 @@
+"""Search by photo, without HTTP: one or more indexes, each with the model it was built with,
+and optional test-time background removal of the query (:mod:`bgbias.removal`).
+
+The web application (:mod:`bgbias.search.server`) is a thin shell over :class:`SearchService`;
+every failure here is a :class:`ServiceError` (or :class:`~bgbias.search.images.PhotoRejected`)
+carrying the HTTP status to answer with.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+
+from .. import __version__
+from ..devices import resolve_device
+from ..errors import BgbiasError
+from ..removal import BackgroundRemover, load_remover
+from .images import (
+    DEFAULT_MAX_PIXELS,
+    jpeg_bytes,
+    model_input,
+    model_view,
+    open_photo,
+    pixels_image,
+    view_pixels,
+)
+from .index import SearchIndex
+
+log = logging.getLogger(__name__)
+
+
+class ServiceError(BgbiasError):
+    status = 400
+
+
+class NotFound(ServiceError):
+    status = 404
+
+
+class Unavailable(ServiceError):
+    status = 503
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """``workers``: queries decoded and embedded at once (bounds memory and CPU contention);
+    ``max_upload_bytes``: the largest request body; ``max_pixels``: the largest photo."""
+
+    mask_model: str = "u2netp"
+    fill: str = "mean"
+    max_upload_bytes: int = 20 * 2**20
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_k: int = 100
+    workers: int = 2
+    device: str = "auto"
+
+
+@dataclass
+class Searcher:
+    slot: int  # position among the served indexes (in thumbnail URLs)
+    name: str
+    index: SearchIndex
+    embedder: Any  # bgbias.adapters.Embedder
+
+
+class SearchService:
+    def __init__(
+        self,
+        indexes: list[SearchIndex],
+        options: ServeOptions | None = None,
+        remover: BackgroundRemover | None = None,
+    ):
+        """Each index is searched with the model it was built with (checked against its
+        manifest). ``remover``: the background remover (default: ``options.mask_model``,
+        loaded now; when it cannot be, removal answers 503 with the reason)."""
+        if not indexes:
+            raise ServiceError("no index to serve")
+        options = options or ServeOptions()
+        self.options = options
+        device = resolve_device(options.device)
+        self.searchers: dict[str, Searcher] = {}
+        for slot, index in enumerate(indexes):
+            name = index.name
+            while name in self.searchers:
+                name = f"{name}-{slot + 1}"
+            self.searchers[name] = Searcher(slot, name, index, index.load_embedder().to(device))
+        self.by_slot = list(self.searchers.values())
+        self.removal_problem: str | None = None
+        self.remover = remover
+        if remover is None:
+            try:
+                self.remover = load_remover(options.mask_model, options.fill, str(device))
+            except BgbiasError as exc:
+                self.removal_problem = str(exc)
+                log.warning("background removal is off: %s", exc)
+        self.slots = threading.BoundedSemaphore(options.workers)
+        # every forward pass on one thread: torch keeps one warm OpenMP team per calling
+        # thread, and passes from the web server's many worker threads ran ~15% slower
+        self.inference = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bgbias-model")
+
+    @classmethod
+    def open(cls, paths: list[str | os.PathLike], options: ServeOptions | None = None):
+        return cls([SearchIndex.load(p) for p in paths], options)
+
+    def searcher(self, name: str | None) -> Searcher:
+        if name is None:
+            return self.by_slot[0]
+        if name not in self.searchers:
+            raise NotFound(f"no index {name!r}; served: {', '.join(self.searchers)}")
+        return self.searchers[name]
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "bgbias_version": __version__,
+            "indexes": [
+                {
+                    "name": s.name,
+                    "items": len(s.index),
+                    "dim": s.index.dim,
+                    "model": s.embedder.label,
+                    "index_type": s.index.manifest["index"]["type"],
+                    "recipe": s.embedder.recipe.name,
+                }
+                for s in self.by_slot
+            ],
+            "remove_background": {
+                "available": self.remover is not None,
+                "mask_model": self.remover.name if self.remover else self.options.mask_model,
+                "problem": self.removal_problem,
+            },
+            "limits": {k: v for k, v in asdict(self.options).items() if k.startswith("max_")},
+        }
+
+    def _result(self, searcher: Searcher, score: float, position: int) -> dict[str, Any]:
+        item = searcher.index.items[position]
+        return {
+            "id": item["id"],
+            "label": item["label"],
+            "score": round(float(score), 6),
+            "thumbnail": f"/thumbs/{searcher.slot}/{position}",
+        }
+
+    def _answer(self, searcher: Searcher, embedding, k: int) -> tuple[list[dict], float]:
+        started = time.perf_counter()
+        scores, positions = searcher.index.search(embedding, k)
+        results = [
+            self._result(searcher, s, p)
+            for s, p in zip(scores[0].tolist(), positions[0].tolist(), strict=True)
+            if p >= 0
+        ]
+        return results, time.perf_counter() - started
+
+    @staticmethod
+    @torch.inference_mode()
+    def _embed(embedder, images: torch.Tensor) -> torch.Tensor:
+        return embedder(images.to(embedder.device))
+
+    def search_photo(
+        self, data: bytes, index: str | None = None, k: int = 10, remove_background: bool = False
+    ) -> dict[str, Any]:
+        """The ``k`` catalogue items most similar to the photo ``data`` (file bytes)."""
+        searcher = self.searcher(index)
+        if remove_background and self.remover is None:
+            raise Unavailable(f"background removal is unavailable: {self.removal_problem}")
+        recipe = searcher.embedder.recipe
+        timings: dict[str, float] = {}
+        with self.slots:
+            started = time.perf_counter()
+            photo = open_photo(data, self.options.max_pixels, draft_size=recipe.resize)
+            view = model_view(photo, recipe)
+            pixels = view_pixels(view)
+            decoded = time.perf_counter()
+            timings["decode"] = decoded - started
+            if remove_background:
+                pixels = self.remover.remove(view, recipe)
+            masked = time.perf_counter()
+            timings["mask"] = masked - decoded
+            images = model_input(pixels, recipe.normalization)[None]
+            embedding = self.inference.submit(self._embed, searcher.embedder, images).result()
+            timings["embed"] = time.perf_counter() - masked
+            results, timings["search"] = self._answer(searcher, embedding, k)
+        seen = jpeg_bytes(pixels_image(pixels))
+        timings["total"] = time.perf_counter() - started
+        return {
+            "index": searcher.name,
+            "results": results,
+            "query": {
+                "remove_background": remove_background,
+                "image": "data:image/jpeg;base64," + base64.b64encode(seen).decode(),
+            },
+            "timings_ms": {k: round(1000 * v, 2) for k, v in timings.items()},
+        }
+
+    def search_item(
+        self, item_id: str, index: str | None = None, k: int = 10, remove_background: bool = False
+    ) -> dict[str, Any]:
+        """ "Find similar": the items nearest to a catalogue item's stored embedding (the index
+        keeps no full-size images, so there is no photo to remove a background from)."""
+        if remove_background:
+            raise ServiceError(
+                "remove_background applies to uploaded photos; a catalogue item is searched "
+                "with its indexed embedding"
+            )
+        searcher = self.searcher(index)
+        position = self._position(searcher, item_id)
+        started = time.perf_counter()
+        results, search_seconds = self._answer(searcher, searcher.index.embedding(position), k)
+        return {
+            "index": searcher.name,
+            "results": results,
+            "query": {"item": self._result(searcher, 1.0, position), "remove_background": False},
+            "timings_ms": {
+                "search": round(1000 * search_seconds, 2),
+                "total": round(1000 * (time.perf_counter() - started), 2),
+            },
+        }
+
+    def _position(self, searcher: Searcher, item_id: str) -> int:
+        try:
+            return searcher.index.position(item_id)
+        except KeyError:
+            raise NotFound(f"no item {item_id!r} in index {searcher.name}") from None
+
+    def item(self, item_id: str, index: str | None = None) -> dict[str, Any]:
+        searcher = self.searcher(index)
+        position = self._position(searcher, item_id)
+        item = searcher.index.items[position]
+        return {
+            "id": item["id"],
+            "label": item["label"],
+            "index": searcher.name,
+            "thumbnail": f"/thumbs/{searcher.slot}/{position}",
+        }
+
+    def items(
+        self, index: str | None = None, offset: int = 0, limit: int = 50, query: str = ""
+    ) -> dict[str, Any]:
+        """A page of the catalogue (ids or labels containing ``query``, case-insensitive)."""
+        searcher = self.searcher(index)
+        needle = query.lower()
+        matching = [
+            p
+            for p, item in enumerate(searcher.index.items)
+            if not needle or needle in item["id"].lower() or needle in str(item["label"]).lower()
+        ]
+        return {
+            "index": searcher.name,
+            "total": len(matching),
+            "items": [
+                self._result(searcher, 0.0, p) | {"score": None}
+                for p in matching[offset : offset + limit]
+            ],
+        }
+
+    def thumbnail(self, slot: int, position: int):
+        """The thumbnail file of item ``position`` of the ``slot``-th index; only a file the
+        index lists, inside its own folder."""
+        if not 0 <= slot < len(self.by_slot):
+            raise NotFound(f"no index number {slot}")
+        index = self.by_slot[slot].index
+        if not 0 <= position < len(index):
+            raise NotFound(f"no item number {position} in index {index.name}")
+        path = index.thumbnail_path(position)
+        if not path.is_file():
+            raise NotFound(f"thumbnail of item {position} of {index.name} is missing")
+        return path
