@@ -89,3 +89,17 @@ def test_empty_and_missing_folders_are_clear_errors(tmp_path):
     write_image(tmp_path / "some" / "a.png")
     with pytest.raises(DataError, match="whose name ends with '_image'"):
         find_images(tmp_path / "some", image_suffix="_image")
+    # a mask folder that is not there is named, not silently replaced by the dataset's own
+    root = write_folder_dataset(tmp_path / "ds", {"a": 2})
+    with pytest.raises(DataError, match=r"nomasks: mask folder not found"):
+        find_images(root, masks=tmp_path / "nomasks")
+
+
+def test_a_mask_of_the_wrong_size_is_a_one_line_error_naming_it(tmp_path):
+    root = write_folder_dataset(tmp_path / "ds", {"a": 2, "b": 2}, size=(40, 32))
+    Image.new("L", (20, 20)).save(root / "masks" / "b" / "001.png")
+    with pytest.raises(DataError) as info:
+        decode(find_images(root), [(32, 32)])
+    message = str(info.value)
+    assert "\n" not in message
+    assert "masks/b/001.png: mask is 20x20 but its image is 40x32" in message

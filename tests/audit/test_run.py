@@ -178,3 +178,22 @@ def test_cli_rejects_bad_option_values(tmp_path, capsys, option, value, message)
     with pytest.raises(SystemExit) as info:
         main(["audit", "small_cnn", str(tmp_path), option, value])
     assert info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_cli_bad_inputs_are_one_line_errors_naming_them(tmp_path, capsys):
+    from PIL import Image
+
+    root = write_folder_dataset(tmp_path / "ds", {"a": 3, "b": 3}, size=(64, 64))
+    photo = tmp_path / "photo.jpg"
+    Image.new("RGB", (8, 8)).save(photo)
+    cases = [
+        (["small_cnn", str(tmp_path / "none")], "none: image folder not found"),
+        (["small_cnn", str(root), "--masks", str(tmp_path / "nm")], "nm: mask folder not found"),
+        (["small_cnn", str(root), "--backgrounds", str(tmp_path / "nb")], "background folder"),
+        ([f"onnx:{photo}", str(root)], "photo.jpg: not a loadable ONNX model"),
+        ([f"torchscript:{photo}", str(root)], "photo.jpg: not a loadable TorchScript file"),
+    ]
+    for args, message in cases:
+        assert main(["audit", *args, "--untrained", "--out", str(tmp_path / "o"), "-q"]) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("bgbias: error: ") and message in err and "\n" not in err, err

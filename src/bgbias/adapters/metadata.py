@@ -148,6 +148,13 @@ def read_plain_preprocessing(values: dict[str, Any], where: str) -> dict[str, An
     return found
 
 
+def first_sentence(exc: BaseException) -> str:
+    """The gist of a runtime's error, for a one-line message: its first line up to the first
+    sentence end (onnxruntime and torch append paragraphs of advice)."""
+    line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return line.split(". ")[0].rstrip(".")
+
+
 def onnx_session(path: str | os.PathLike | bytes, providers: list[str] | None = None):
     """An onnxruntime session (onnxruntime imported with its telemetry off, as everywhere)."""
     from ..ort import import_onnxruntime
@@ -160,7 +167,7 @@ def onnx_session(path: str | os.PathLike | bytes, providers: list[str] | None = 
             providers=providers or ["CPUExecutionProvider"],
         )
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
-        raise ConfigError(f"{where}: not a loadable ONNX model ({exc})") from None
+        raise ConfigError(f"{where}: not a loadable ONNX model ({first_sentence(exc)})") from None
 
 
 def load_torchscript_file(path: str | os.PathLike) -> tuple[torch.jit.ScriptModule, dict[str, str]]:
@@ -172,7 +179,9 @@ def load_torchscript_file(path: str | os.PathLike) -> tuple[torch.jit.ScriptModu
             warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is still read
             module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
     except Exception as exc:  # noqa: BLE001 - torch raises RuntimeError/ValueError/...
-        raise ConfigError(f"torchscript:{path}: not a loadable TorchScript file ({exc})") from None
+        raise ConfigError(
+            f"torchscript:{path}: not a loadable TorchScript file ({first_sentence(exc)})"
+        ) from None
     return module, {k: v.decode() if isinstance(v, bytes) else v for k, v in extra.items()}
 
 

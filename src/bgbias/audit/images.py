@@ -121,6 +121,8 @@ def find_images(
             classes = sorted({item.class_name for item in items})
     if image_suffix:
         items = [i for i in items if Path(i.id).stem.endswith(image_suffix)]
+    if masks is not None and not Path(masks).is_dir():
+        raise DataError(f"{masks}: mask folder not found")
     mask_root = Path(masks) if masks is not None else default_masks
     if mask_root is not None:
         items = [_with_mask(i, mask_root, image_suffix, mask_suffix) for i in items]
