@@ -26,8 +26,9 @@ from PIL import Image
 from ..data.datasets import scan, select_split
 from ..data.pixels import resize_shorter
 from ..data.transforms import center_crop_box
+from ..decoding import load_image, load_mask
 from ..errors import BgbiasError, DataError, DataProblems, MissingMasksError
-from ..io import image_files, load_image, load_mask
+from ..io import image_files
 
 log = logging.getLogger(__name__)
 INPAINT_RADIUS = 5  # px at the model's input size: OpenCV's Telea neighbourhood
