@@ -7,7 +7,8 @@ before and after the audit, as load drifts on a shared machine). Audit:
 the whole ``run_audit`` (decode, inpainting, every condition with 5 repeats, metrics, figures,
 report), counted as the images it embeds per second.
 
-    python bench/audit.py [--images 1000] [--repeats 5] [--bare-passes 3] [--audit-runs 1]
+    python bench/audit.py [--device cpu|cuda|auto] [--images 1000] [--repeats 5]
+                          [--bare-passes 3] [--audit-runs 1]
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import device_sync, pick_device  # noqa: E402
 
 from bgbias.adapters import load_embedder  # noqa: E402
 from bgbias.audit import AuditConfig, run_audit  # noqa: E402
@@ -37,7 +39,10 @@ def main() -> None:
     parser.add_argument("--audit-runs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--work", help="folder for the generated images (default: a temp dir)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda or auto")
     args = parser.parse_args()
+    device = pick_device(args.device)
+    sync = device_sync(device)
 
     work = Path(args.work or tempfile.mkdtemp(prefix="bgbias-bench-audit-"))
     per_class = 20
@@ -55,18 +60,23 @@ def main() -> None:
         f"{time.perf_counter() - started:.0f} s ({work / 'data'})"
     )
 
-    embedder = load_embedder("efficientnet_lite0")  # real ImageNet weights, loaded untimed
+    # real ImageNet weights, loaded untimed
+    embedder = load_embedder("efficientnet_lite0").to(device)
     recipe = embedder.recipe
     images = find_images(work / "data", split="test")
     pixels = decode(images, [(recipe.resize, recipe.crop)])[(recipe.resize, recipe.crop)]
-    normalised = recipe.normalization(pixels.images.float().div(255.0))
-    print(f"{len(images)} images, {torch.get_num_threads()} torch threads, batch {args.batch_size}")
+    normalised = recipe.normalization(pixels.images.float().div(255.0)).to(device)
+    print(
+        f"{len(images)} images, device {device}, {torch.get_num_threads()} torch threads, "
+        f"batch {args.batch_size}"
+    )
 
     def bare() -> float:
         start = time.perf_counter()
         with torch.inference_mode():
             for i in range(0, len(normalised), args.batch_size):
                 embedder(normalised[i : i + args.batch_size])
+        sync()
         return len(normalised) / (time.perf_counter() - start)
 
     bare()  # warm-up (allocator, kernels)
@@ -83,7 +93,7 @@ def main() -> None:
                 out=work / f"audit-{run}",
                 repeats=args.repeats,
                 batch_size=args.batch_size,
-                device="cpu",
+                device=str(device),
                 progress=False,
             )
         )

@@ -26,9 +26,8 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import SHARED_BACKGROUNDS  # noqa: E402
+from _common import SHARED_BACKGROUNDS, pick_device  # noqa: E402
 
-from bgbias.devices import resolve_device  # noqa: E402
 from bgbias.masks.generate import generate_masks, list_images, mask_file  # noqa: E402
 from bgbias.masks.models import model_path  # noqa: E402
 from bgbias.masks.predictors import U2NetProcessing, build_predictor  # noqa: E402
@@ -139,14 +138,14 @@ def main() -> None:
     parser.add_argument("--model", default="u2net", choices=["u2net", "u2netp"])
     parser.add_argument("--images", help="folder of images (default: the CUB images of --cub)")
     parser.add_argument("--cub", default=str(SHARED_CUB), help="hand-masked CUB images")
-    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     parser.add_argument("--backend", default="all", choices=["all", "torch", "onnxruntime"])
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--workers", type=int)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
-    device = resolve_device(args.device)
+    device = pick_device(args.device)
     weights = model_path(args.model)
     backends = ["onnxruntime", "torch"] if args.backend == "all" else [args.backend]
     with tempfile.TemporaryDirectory() as tmp:

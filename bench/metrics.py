@@ -4,11 +4,12 @@ Synthetic clustered embeddings shaped like the paper's test sets (SOP: 60,502 x 
 classes); each measurement runs in a fresh process so its peak RSS is its own. Same three
 metrics (MAP@R, P@1, R-Precision), k="max_bin_count", the query set as its own reference.
 Imports (torch, faiss, PML, bgbias) and building PML's AccuracyCalculator happen before the
-clock starts; the clock covers the metric computation only. ``--device cuda``: PML's
+clock starts; the clock covers the metric computation only, and each time is the median of
+``--repeats`` computations in that process. ``--device cuda``: PML's
 AccuracyCalculator on the GPU (faiss on the GPU if this faiss has GPU support, else on the
 CPU, as PML does) and bgbias's search with torch on the GPU.
 
-    python bench/metrics.py [--only sop] [--device cpu|cuda|auto]
+    python bench/metrics.py [--only sop] [--device cpu|cuda|auto] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -51,7 +53,7 @@ def embeddings_for(name: str):
     return torch.from_numpy(x), torch.from_numpy(labels)
 
 
-def worker(name: str, implementation: str, device_name: str) -> None:
+def worker(name: str, implementation: str, device_name: str, repeats: str) -> None:
     import faiss  # noqa: F401  (both use it; imported before the clock)
     import torch
     from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
@@ -65,24 +67,29 @@ def worker(name: str, implementation: str, device_name: str) -> None:
         k="max_bin_count",
         device=device,
     )
-    start = time.perf_counter()
-    if implementation == "pml":
+
+    def compute() -> dict[str, float]:
+        if implementation == "bgbias":
+            return retrieval_metrics(embeddings, labels, device=device)
         raw = calculator.get_accuracy(embeddings, labels)
-        values = {
+        return {
             "map_at_r": raw["mean_average_precision_at_r"],
             "precision_at_1": raw["precision_at_1"],
             "r_precision": raw["r_precision"],
         }
-    else:
-        values = retrieval_metrics(embeddings, labels, device=device)
-    seconds = time.perf_counter() - start
+
+    times = []
+    for _ in range(int(repeats)):
+        start = time.perf_counter()
+        values = compute()
+        times.append(time.perf_counter() - start)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB -> MB on Linux
-    print(json.dumps({"seconds": seconds, "peak_mb": peak, "values": values}))
+    print(json.dumps({"seconds": statistics.median(times), "peak_mb": peak, "values": values}))
 
 
-def measure(name: str, implementation: str, device: str) -> dict:
+def measure(name: str, implementation: str, device: str, repeats: int) -> dict:
     result = subprocess.run(
-        [sys.executable, __file__, "--worker", name, implementation, device],
+        [sys.executable, __file__, "--worker", name, implementation, device, str(repeats)],
         capture_output=True,
         text=True,
         check=True,
@@ -94,21 +101,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=list(SHAPES))
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto")
-    parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per row (median)")
+    parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(*args.worker)
         return
     device = str(pick_device(args.device))
     names = [args.only] if args.only else ["cub", "cars", "sop"]
-    print(f"device {device}; a shared machine; each row its own process")
+    print(
+        f"device {device}; a shared machine; each row its own process, "
+        f"median of {args.repeats} runs"
+    )
     header = f"{'shape':6s} {'impl':8s} {'seconds':>9s} {'peak RSS MB':>12s}"
     print(f"{header}  MAP@R      P@1        R-Prec")
     ratios = {}
     for name in names:
         n, classes, _, _ = SHAPES[name]
         print(f"{name}: {n:,} x 128 embeddings, {classes:,} classes")
-        rows = {impl: measure(name, impl, device) for impl in ("pml", "bgbias")}
+        rows = {impl: measure(name, impl, device, args.repeats) for impl in ("pml", "bgbias")}
         for impl, row in rows.items():
             v = row["values"]
             print(

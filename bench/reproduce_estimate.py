@@ -4,20 +4,23 @@ estimated (no GPU was at hand when this was written; an estimate, and it says so
 Counts the FLOPs of the paper's model (BN-Inception + 128-d head, 227 px) with
 ``torch.utils.flop_counter`` for one training step (batch 32, forward + backward), one
 evaluation forward and one SmoothGrad attention image (25 noisy copies, forward + backward to
-the input, frozen weights); measures the same three on this CPU (wall time, medians of repeats)
-and the CPU time one data-loader worker (one torch thread) spends to decode, resize and crop a
-training image and its mask; then estimates each stage of the reproduction on one GPU as
-max(compute at an assumed effective rate, decoding by the data-loader workers).
+the input, frozen weights); measures the same three on ``--device`` (wall time, medians of
+repeats; on a GPU its effective TFLOP/s are what ``--gpu-tflops`` asks for) and the CPU time one
+data-loader worker (one torch thread) spends to decode, resize and crop a training image and its
+mask, bgbias's data path (``FolderDataset``'s decode + ``PairedTransform``) against the plain
+PIL pipeline (bench/loader.py's baseline); then estimates each stage of the reproduction on one
+GPU as max(compute at an assumed effective rate, decoding by the data-loader workers).
 
-    python bench/reproduce_estimate.py [--gpu-tflops 10,40] [--workers 4] [--epochs 50,150]
+    python bench/reproduce_estimate.py [--device cpu|cuda|auto] [--gpu-tflops 10,40]
+                                       [--workers 4] [--epochs 50,150]
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -27,10 +30,12 @@ from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import SHARED_BACKGROUNDS, time_ms  # noqa: E402
+from _common import SHARED_BACKGROUNDS, device_sync, pick_device, time_ms  # noqa: E402
+from loader import torchvision_pipeline  # noqa: E402
 
 from bgbias.config import DataConfig  # noqa: E402
 from bgbias.data.transforms import PairedTransform  # noqa: E402
+from bgbias.decoding import decode_image, load_mask  # noqa: E402
 from bgbias.models import build_model  # noqa: E402
 
 # PAPER.md sections 2 and 5; val sizes from the class split (val images ~ the class share)
@@ -50,7 +55,8 @@ def flops(fn) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="auto", help="cpu, cuda or auto: where the model runs")
     parser.add_argument("--gpu-tflops", default="10,40", help="assumed effective GPU TFLOP/s")
     parser.add_argument(
         "--workers", type=int, default=DataConfig().num_workers, help="data-loader processes"
@@ -60,27 +66,29 @@ def main() -> None:
     args = parser.parse_args()
     low_tflops, high_tflops = (float(x) for x in args.gpu_tflops.split(","))
     few_epochs, many_epochs = (int(x) for x in args.epochs.split(","))
+    device = pick_device(args.device)
+    sync = device_sync(device)
     torch.manual_seed(0)
 
-    model = build_model("bninception", pretrained=False, embedding_size=128).train()
+    model = build_model("bninception", pretrained=False, embedding_size=128).to(device).train()
     crop = model.recipe.crop
-    batch = torch.randn(BATCH, 3, crop, crop)
+    batch = torch.randn(BATCH, 3, crop, crop, device=device)
 
     def train_step():
         model.zero_grad(set_to_none=True)
         model(batch).sum().backward()
 
-    frozen = build_model("bninception", pretrained=False, embedding_size=128).eval()
+    frozen = build_model("bninception", pretrained=False, embedding_size=128).to(device).eval()
     for p in frozen.parameters():
         p.requires_grad_(False)
-    one = torch.randn(1, 3, crop, crop)
+    one = torch.randn(1, 3, crop, crop, device=device)
 
     def forward():  # a batch, as evaluation embeds: per image below
         with torch.no_grad():
             frozen(batch)
 
     def attention_image():
-        copies = (one + 0.1 * torch.randn(SAMPLES, 3, crop, crop)).requires_grad_(True)
+        copies = (one + 0.1 * torch.randn(SAMPLES, 3, crop, crop, device=device)).requires_grad_()
         frozen(copies).sum().backward()
 
     counted = {
@@ -89,24 +97,28 @@ def main() -> None:
         "attention": flops(attention_image),
     }
     measured_ms = {
-        "train step": time_ms(train_step, args.repeats, warmup=1),
-        "forward": time_ms(forward, args.repeats, warmup=1) / BATCH,
-        "attention": time_ms(attention_image, args.repeats, warmup=1),
+        "train step": time_ms(train_step, args.repeats, warmup=1, sync=sync),
+        "forward": time_ms(forward, args.repeats, warmup=1, sync=sync) / BATCH,
+        "attention": time_ms(attention_image, args.repeats, warmup=1, sync=sync),
     }
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
+        f"model on {device}; a shared machine"
+    )
     print("per training step (batch 32), per image forward, per image attention (25 copies):")
     for name in counted:
         rate = counted[name] / (measured_ms[name] / 1000) / 1e9
         print(
-            f"{name:11} {counted[name] / 1e9:8.1f} GFLOP  CPU {measured_ms[name]:9.1f} ms  "
-            f"({rate:.0f} GFLOP/s)"
+            f"{name:11} {counted[name] / 1e9:8.1f} GFLOP  {device.type} "
+            f"{measured_ms[name]:9.1f} ms  ({rate:.0f} GFLOP/s)"
         )
-    decode_ms = _decode_ms(model.recipe, args.repeats)
+    decode_ms, plain_ms = _decode_ms(model.recipe, args.repeats)
     decode_rate = args.workers * 1000 / decode_ms  # images/s with the workers in parallel
     print(
-        f"reading a 500x375 JPEG and its mask: {decode_ms:.1f} ms CPU time (one worker); "
-        f"{decode_rate:.0f} images/s with {args.workers} workers"
+        f"reading a 500x375 JPEG and its mask: {decode_ms:.1f} ms CPU time (one worker; plain "
+        f"PIL pipeline {plain_ms:.1f} ms); {decode_rate:.0f} images/s with {args.workers} workers"
     )
+    print(f"ratio: data path per image, plain PIL pipeline / bgbias {plain_ms / decode_ms:.2f}")
 
     def gpu_s(flop: float, images: int, tflops: float) -> float:
         return max(flop / (tflops * 1e12), images / decode_rate)
@@ -147,10 +159,11 @@ def _span(values, unit: str) -> str:
     return f"{values[0]:.1f}-{values[1]:.1f} {unit}"
 
 
-def _decode_ms(recipe, repeats: int) -> float:
-    """CPU ms to read one training image (a natural 500x375 JPEG, CUB's typical size: one of
-    the paper's photos, scaled, where ../shared has them; else a smooth synthetic one) and its
-    PNG mask, resize, crop and flip them."""
+def _decode_ms(recipe, repeats: int) -> tuple[float, float]:
+    """CPU ms (medians) to read one training image (a natural 500x375 JPEG, CUB's typical size:
+    one of the paper's photos, scaled, where ../shared has them; else a smooth synthetic one)
+    and its PNG mask, resize, crop and flip them: bgbias's data path, and the plain PIL
+    pipeline (bench/loader.py's baseline) on the same files, interleaved."""
     photos = sorted((SHARED_BACKGROUNDS / "val").glob("*.jpeg"))
     if photos:
         source = Image.open(photos[0]).convert("RGB").resize((500, 375), Image.BILINEAR)
@@ -158,30 +171,35 @@ def _decode_ms(recipe, repeats: int) -> float:
         y, x = np.mgrid[0:375, 0:500]
         smooth = np.stack([x * 0.5, y * 0.6, (x + y) * 0.3], axis=-1) % 255
         source = Image.fromarray(smooth.astype(np.uint8))
-    buffer = io.BytesIO()
-    source.save(buffer, "JPEG", quality=90)
-    data = buffer.getvalue()
     mask = np.zeros((375, 500), dtype=np.uint8)
     mask[80:300, 100:400] = 255
-    buffer = io.BytesIO()
-    Image.fromarray(mask).save(buffer, "PNG")
-    mask_data = buffer.getvalue()
     transform = PairedTransform(recipe, train=True)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as in a DataLoader worker
+    generator = torch.Generator().manual_seed(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        image_path, mask_path = Path(tmp) / "image.jpg", Path(tmp) / "mask.png"
+        source.save(image_path, "JPEG", quality=90)
+        Image.fromarray(mask).save(mask_path)
 
-    def decode():  # what the data loader does per training image: image, mask, crop
-        image = Image.open(io.BytesIO(data)).convert("RGB")
-        transform(image, Image.open(io.BytesIO(mask_data)).convert("L"))
+        def bgbias():  # FolderDataset's per-sample work
+            image = decode_image(image_path, transform.source_side)
+            transform(image, load_mask(mask_path, image.size, image.orientation), generator)
 
-    decode()  # warm-up
-    times = []
-    for _ in range(repeats * 20):
-        start = time.process_time()
-        decode()
-        times.append((time.process_time() - start) * 1000)
+        def plain():
+            image = Image.open(image_path).convert("RGB")
+            torchvision_pipeline(image, Image.open(mask_path).convert("L"), True, generator)
+
+        times: dict = {bgbias: [], plain: []}
+        for fn in times:
+            fn()  # warm-up
+        for _ in range(repeats * 20):
+            for fn, values in times.items():
+                start = time.process_time()
+                fn()
+                values.append((time.process_time() - start) * 1000)
     torch.set_num_threads(threads)
-    return float(np.median(times))
+    return float(np.median(times[bgbias])), float(np.median(times[plain]))
 
 
 if __name__ == "__main__":
