@@ -135,7 +135,7 @@ def test_unreadable_images_are_skipped_and_listed(tmp_path, checkpoint):
     manifest = build(checkpoint, folder, tmp_path / "idx")
     assert manifest["count"] == 3 and manifest["catalogue"]["listed"] == 4
     (skipped,) = manifest["catalogue"]["skipped"]
-    assert skipped["id"] == "3.png" and "truncated or corrupt" in skipped["error"]
+    assert skipped["id"] == "3.png" and "corrupt or truncated image" in skipped["error"]
 
 
 def test_refuses_to_replace_a_folder_that_is_not_an_index(tmp_path, catalogue, checkpoint):
