@@ -132,8 +132,9 @@ class ExportMetadata:
 
 def read_onnx_metadata(path: str | os.PathLike) -> ExportMetadata:
     """The metadata of an ONNX file (read with onnxruntime; ``onnx`` is not needed)."""
-    import onnxruntime as ort
+    from .ort import import_onnxruntime
 
+    ort = import_onnxruntime()
     try:
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
@@ -199,9 +200,9 @@ def _write_onnx(
 
 
 def _run_onnx(data: bytes) -> Callable[[np.ndarray], np.ndarray]:
-    import onnxruntime as ort
+    from .ort import import_onnxruntime
 
-    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    session = import_onnxruntime().InferenceSession(data, providers=["CPUExecutionProvider"])
     return lambda images: session.run(None, {INPUT_NAME: images})[0]
 
 

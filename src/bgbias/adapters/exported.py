@@ -1,8 +1,10 @@
 """Exported models: ``onnx:<file>`` (run by onnxruntime) and ``torchscript:<file>``.
 
-Their preprocessing comes from the file when it says (ONNX: metadata properties ``input_size``,
-``mean``, ``std``, or a fixed input shape; TorchScript: an extra file ``preprocessing.json``
-with the same keys), else from ``--input-size/--mean/--std``, else 224 px and ImageNet
+Their preprocessing comes from the file when it says: a file written by ``bgbias export``
+carries its model's whole recipe (resize, crop, channel order, mean, std: see
+:mod:`bgbias.export`), used as recorded. Other files may say ``input_size``, ``mean``, ``std``
+(ONNX: metadata properties, or a fixed input shape; TorchScript: an extra file
+``preprocessing.json``), completed by ``--input-size/--mean/--std``, else 224 px and ImageNet
 mean/std. Mean and std are in 0-1 units, RGB.
 """
 
@@ -16,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..data.transforms import Recipe
 from ..errors import ConfigError
 from ..io import sha256_file
 from .base import (
@@ -52,6 +55,21 @@ def read_preprocessing(values: dict[str, Any], source: str) -> dict[str, Any]:
     return found
 
 
+def recorded_recipe(values: dict[str, str], spec: str, options: AdapterOptions) -> Recipe | None:
+    """The recipe ``bgbias export`` recorded in a file's metadata ``values``; None for a file
+    another tool wrote."""
+    from ..export import ExportMetadata, MetadataKeys
+
+    if MetadataKeys.FORMAT not in values:
+        return None
+    if options.input_size or options.mean or options.std:
+        raise ConfigError(
+            f"{spec}: the file records the preprocessing its model was trained with "
+            "(bgbias export); --input-size/--mean/--std would feed it other inputs"
+        )
+    return ExportMetadata.from_strings(values, spec).recipe
+
+
 def _check_file(path: str, form: str) -> Path:
     file = Path(path)
     if not file.is_file():
@@ -85,7 +103,8 @@ class OnnxEmbedder(Embedder):
             shapes = [(i.name, i.shape) for i in inputs]
             raise ConfigError(f"{spec}: expected one (B, 3, H, W) image input, found {shapes}")
         shape = inputs[0].shape
-        metadata = read_preprocessing(session.get_modelmeta().custom_metadata_map, spec)
+        values = session.get_modelmeta().custom_metadata_map
+        metadata = read_preprocessing(values, spec)
         if isinstance(shape[-1], int) and shape[-1] > 0:
             metadata.setdefault("input_size", shape[-1])
             if options.input_size and options.input_size != shape[-1]:
@@ -94,7 +113,9 @@ class OnnxEmbedder(Embedder):
                     f"--input-size {options.input_size} cannot be fed to it"
                 )
         self.fixed_batch = shape[0] if isinstance(shape[0], int) and shape[0] > 0 else None
-        recipe = external_recipe(f"onnx:{path.name}", options, **metadata)
+        recipe = recorded_recipe(values, spec, options) or external_recipe(
+            f"onnx:{path.name}", options, **metadata
+        )
         super().__init__(
             spec,
             "onnx",
@@ -128,7 +149,9 @@ def load_onnx(path: str, options: AdapterOptions) -> OnnxEmbedder:
 
 def load_torchscript(path: str, options: AdapterOptions) -> TorchEmbedder:
     file = _check_file(path, "torchscript")
-    extra = {PREPROCESSING_FILE: ""}
+    from ..export import TORCHSCRIPT_EXTRA_FILE
+
+    extra = {PREPROCESSING_FILE: "", TORCHSCRIPT_EXTRA_FILE: ""}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is still read
@@ -144,11 +167,20 @@ def load_torchscript(path: str, options: AdapterOptions) -> TorchEmbedder:
                 f"torchscript:{path}: unreadable {PREPROCESSING_FILE} ({exc})"
             ) from None
         metadata = read_preprocessing(values, f"torchscript:{path}")
+    recorded = None
+    if extra[TORCHSCRIPT_EXTRA_FILE]:
+        try:
+            exported = json.loads(extra[TORCHSCRIPT_EXTRA_FILE])
+        except json.JSONDecodeError as exc:
+            raise ConfigError(
+                f"torchscript:{path}: unreadable {TORCHSCRIPT_EXTRA_FILE} ({exc})"
+            ) from None
+        recorded = recorded_recipe(exported, f"torchscript:{path}", options)
     return TorchEmbedder(
         module,
         f"torchscript:{path}",
         "torchscript",
-        external_recipe(f"torchscript:{file.name}", options, **metadata),
+        recorded or external_recipe(f"torchscript:{file.name}", options, **metadata),
         label=file.name,
         details={"file": str(file.resolve()), "sha256": sha256_file(file)}
         | {f"file_{key}": value for key, value in metadata.items()},
