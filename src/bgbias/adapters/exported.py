@@ -147,6 +147,14 @@ def load_onnx(path: str, options: AdapterOptions) -> OnnxEmbedder:
     return OnnxEmbedder(_check_file(path, "onnx"), f"onnx:{path}", options)
 
 
+def _extra_json(extra: dict[str, str], name: str, spec: str) -> dict[str, Any]:
+    """A TorchScript extra file's JSON object ({} when the file has none)."""
+    try:
+        return json.loads(extra[name]) if extra[name] else {}
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{spec}: unreadable {name} ({exc})") from None
+
+
 def load_torchscript(path: str, options: AdapterOptions) -> TorchEmbedder:
     file = _check_file(path, "torchscript")
     from ..export import TORCHSCRIPT_EXTRA_FILE
@@ -158,27 +166,12 @@ def load_torchscript(path: str, options: AdapterOptions) -> TorchEmbedder:
             module = torch.jit.load(str(file), map_location="cpu", _extra_files=extra)
     except Exception as exc:  # noqa: BLE001 - torch raises RuntimeError/ValueError/...
         raise ConfigError(f"torchscript:{path}: not a loadable TorchScript file ({exc})") from None
-    metadata = {}
-    if extra[PREPROCESSING_FILE]:
-        try:
-            values = json.loads(extra[PREPROCESSING_FILE])
-        except json.JSONDecodeError as exc:
-            raise ConfigError(
-                f"torchscript:{path}: unreadable {PREPROCESSING_FILE} ({exc})"
-            ) from None
-        metadata = read_preprocessing(values, f"torchscript:{path}")
-    recorded = None
-    if extra[TORCHSCRIPT_EXTRA_FILE]:
-        try:
-            exported = json.loads(extra[TORCHSCRIPT_EXTRA_FILE])
-        except json.JSONDecodeError as exc:
-            raise ConfigError(
-                f"torchscript:{path}: unreadable {TORCHSCRIPT_EXTRA_FILE} ({exc})"
-            ) from None
-        recorded = recorded_recipe(exported, f"torchscript:{path}", options)
+    spec = f"torchscript:{path}"
+    metadata = read_preprocessing(_extra_json(extra, PREPROCESSING_FILE, spec), spec)
+    recorded = recorded_recipe(_extra_json(extra, TORCHSCRIPT_EXTRA_FILE, spec), spec, options)
     return TorchEmbedder(
         module,
-        f"torchscript:{path}",
+        spec,
         "torchscript",
         recorded or external_recipe(f"torchscript:{file.name}", options, **metadata),
         label=file.name,
