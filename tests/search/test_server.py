@@ -274,7 +274,10 @@ def listening_sockets(pid: int) -> list[tuple[str, int]]:
     """Listening TCP sockets (address, port) of process ``pid``, from /proc (Linux)."""
     inodes = set()
     for fd in os.listdir(f"/proc/{pid}/fd"):
-        target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except FileNotFoundError:  # closed since the listing (the server is still starting up)
+            continue
         if target.startswith("socket:["):
             inodes.add(target[8:-1])
     found = []
