@@ -42,6 +42,17 @@ BAD_OPTIONS = [
     (["report", "x.json", "--metric", "recall"], "--metric: invalid choice: 'recall'"),
     (["masks", "IMG", "OUT", "--model", "sam"], "--model: invalid choice: 'sam'"),
     (["list", "everything"], "kind: invalid choice: 'everything'"),
+    (["audit", "small_cnn", "IMG", "--repeats", "0"], "--repeats: must be >= 1, got 0"),
+    (["audit", "small_cnn", "IMG", "--mean", "0.5,0.5"], "--mean: expected three numbers"),
+    (["audit", "small_cnn", "IMG", "--mask-model", "sam"], "--mask-model: invalid choice"),
+    (["export", "m.ckpt", "m.onnx", "--format", "tflite"], "--format: invalid choice: 'tflite'"),
+    (["index", "m.ckpt", "CAT", "--out", "I", "--index", "lsh"], "--index: invalid choice"),
+    (["index", "m.ckpt", "CAT", "--out", "I", "--chunk-size", "0"], "--chunk-size: must be >="),
+    (["serve", "I", "--port", "70000"], "--port: must be <= 65535, got 70000"),
+    (["serve", "I", "--max-upload-mb", "0"], "--max-upload-mb: must be > 0"),
+    (["reproduce", "cub200/*/*", "--launcher", "pbs"], "--launcher: invalid choice: 'pbs'"),
+    (["reproduce", "cub200/*/*", "--repeats", "-1"], "--repeats: must be >= "),
+    (["backgrounds", "fetch", "imagenet"], "invalid choice: 'imagenet'"),
 ]
 
 
@@ -96,6 +107,35 @@ def test_failed_runs_name_the_path(tmp_path, folder_dataset, capsys):
         ),
         (["report", str(tmp_path)], "no evaluation results (*.eval.json)"),
         (["masks", str(tmp_path / "noimages"), str(tmp_path / "m")], "image folder not found"),
+        (
+            ["audit", "small_cnn", "--untrained", str(tmp_path / "nophotos")],
+            "nophotos: image folder not found",
+        ),
+        (
+            ["export", str(tmp_path / "gone.ckpt"), str(tmp_path / "m.onnx")],
+            "gone.ckpt: checkpoint not found",
+        ),
+        (
+            [
+                "export",
+                "onnx:" + str(tmp_path / "no.onnx: model file not found"),
+                str(tmp_path / "m.onnx"),
+            ],
+            "no.onnx: model file not found",
+        ),
+        (
+            ["index", "small_cnn", "--untrained", str(tmp_path / "nocat"), "--out", "I"],
+            "nocat: catalogue not found",
+        ),
+        (["serve", str(tmp_path / "noindex")], "noindex: index folder not found"),
+        (
+            ["reproduce", "cub200/magic/*", "--out", str(tmp_path / "r")],
+            "no preset matches 'cub200/magic/*'",
+        ),
+        (
+            ["backgrounds", "fetch", "paper", "--from", str(tmp_path / "nocopy")],
+            "nocopy: no test/, val/ folder",
+        ),
     ]
     for argv, message in cases:
         code, err = run(argv, capsys)

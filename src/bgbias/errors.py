@@ -22,7 +22,10 @@ class DataProblems(DataError):
         tail = (
             f"\n  ... and {more} more (run `bgbias data check {root}` for all)" if more > 0 else ""
         )
-        super().__init__(f"{len(self.problems)} problem(s) in {root}:\n{shown}{tail}")
+        if len(self.problems) == 1:  # one problem: one line
+            super().__init__(f"problem in {root}: {self.problems[0]}")
+        else:
+            super().__init__(f"{len(self.problems)} problem(s) in {root}:\n{shown}{tail}")
 
 
 class MissingMasksError(DataError):

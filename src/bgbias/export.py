@@ -4,8 +4,9 @@ The exported graph maps ``images`` (B, 3, crop, crop), normalised by the model's
 ``embeddings`` (B, D); the batch axis is free. What a runtime must do before calling it (resize
 the shorter side, centre crop, channel order, mean and std) and where the model came from travel
 inside the file, as string key/value pairs: ONNX ``metadata_props``, a TorchScript extra file
-``bgbias.json``. :class:`ExportMetadata` writes and reads them; the key names below are the
-contract other tools (the ``onnx:`` model adapter, a serving stack) read.
+``bgbias.json``. :class:`~bgbias.adapters.metadata.ExportMetadata` writes and reads them; its
+key names (defined once, in :mod:`bgbias.adapters.metadata`) are what the ``onnx:`` and
+``torchscript:`` model adapters and other tools (a serving stack) read.
 """
 
 from __future__ import annotations
@@ -15,146 +16,27 @@ import json
 import os
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
-from . import __version__
-from .data.transforms import Normalization, Recipe
+from .adapters.metadata import (
+    INPUT_NAME,
+    OUTPUT_NAME,
+    TORCHSCRIPT_EXTRA_FILE,
+    ExportMetadata,
+    MetadataKeys,
+    onnx_session,
+    read_onnx_metadata,
+    read_torchscript_metadata,
+)
 from .errors import BgbiasError, ConfigError, ModelOutputError
 from .io import atomic_write
 from .registry import Registry
 
-METADATA_FORMAT = 1
-INPUT_NAME, OUTPUT_NAME = "images", "embeddings"
-TORCHSCRIPT_EXTRA_FILE = "bgbias.json"
 PARITY_TOLERANCE = 1e-4  # max |exported - PyTorch| over a check batch, per embedding value
-
-
-class MetadataKeys:
-    """The metadata keys of an exported model (all values are strings)."""
-
-    FORMAT = "bgbias.format"  # METADATA_FORMAT
-    VERSION = "bgbias.version"  # the bgbias version that exported it
-    RECIPE = "bgbias.recipe"  # JSON: name, resize, crop, channels, mean, std (0-255 units)
-    EMBEDDING_SIZE = "bgbias.embedding_size"  # D
-    NORMALIZED = "bgbias.normalized"  # "true": embeddings are L2-normalised (cosine = dot)
-    SOURCE = "bgbias.source"  # JSON: the source model's provenance (Embedder.describe())
-    SOURCE_SHA256 = "bgbias.source_sha256"  # sha256 of the source checkpoint ("" if none)
-    LABEL = "bgbias.label"  # the model's name in tables, e.g. "ArcFace + BGAugment"
-
-
-@dataclass(frozen=True)
-class ExportMetadata:
-    """What an exported model file says about itself."""
-
-    recipe: Recipe
-    embedding_size: int
-    normalized: bool = True
-    label: str = ""
-    source: dict[str, Any] = field(default_factory=dict)
-    source_sha256: str = ""
-    bgbias_version: str = __version__
-
-    def to_strings(self) -> dict[str, str]:
-        r, n = self.recipe, self.recipe.normalization
-        recipe = {
-            "name": r.name,
-            "resize": r.resize,
-            "crop": r.crop,
-            "channels": n.channels,
-            "mean": list(n.mean),
-            "std": list(n.std),
-            "scale": list(r.scale),  # the training crops, for completeness
-            "ratio": list(r.ratio),
-            "flip": r.flip,
-        }
-        return {
-            MetadataKeys.FORMAT: str(METADATA_FORMAT),
-            MetadataKeys.VERSION: self.bgbias_version,
-            MetadataKeys.RECIPE: json.dumps(recipe),
-            MetadataKeys.EMBEDDING_SIZE: str(self.embedding_size),
-            MetadataKeys.NORMALIZED: "true" if self.normalized else "false",
-            MetadataKeys.SOURCE: json.dumps(self.source, default=str),
-            MetadataKeys.SOURCE_SHA256: self.source_sha256,
-            MetadataKeys.LABEL: self.label,
-        }
-
-    @classmethod
-    def from_strings(cls, values: dict[str, str], where: str) -> ExportMetadata:
-        """Read metadata written by :meth:`to_strings`; ``where`` names the file in errors."""
-        missing = [
-            k
-            for k in (MetadataKeys.FORMAT, MetadataKeys.RECIPE, MetadataKeys.EMBEDDING_SIZE)
-            if k not in values
-        ]
-        if missing:
-            raise ConfigError(
-                f"{where}: no bgbias preprocessing metadata ({', '.join(missing)} missing); "
-                "export it with `bgbias export`, or pass the input size, mean and std"
-            )
-        if values[MetadataKeys.FORMAT] != str(METADATA_FORMAT):
-            raise ConfigError(
-                f"{where}: metadata format {values[MetadataKeys.FORMAT]}; this bgbias "
-                f"{__version__} reads format {METADATA_FORMAT}"
-            )
-        try:
-            recipe = json.loads(values[MetadataKeys.RECIPE])
-            normalization = Normalization(
-                recipe["channels"], tuple(recipe["mean"]), tuple(recipe["std"])
-            )
-            training = {
-                key: tuple(recipe[key]) if isinstance(recipe[key], list) else recipe[key]
-                for key in ("scale", "ratio", "flip")
-                if key in recipe
-            }
-            return cls(
-                recipe=Recipe(
-                    recipe["name"],
-                    int(recipe["resize"]),
-                    int(recipe["crop"]),
-                    normalization,
-                    **training,
-                ),
-                embedding_size=int(values[MetadataKeys.EMBEDDING_SIZE]),
-                normalized=values.get(MetadataKeys.NORMALIZED, "true") == "true",
-                label=values.get(MetadataKeys.LABEL, ""),
-                source=json.loads(values.get(MetadataKeys.SOURCE) or "{}"),
-                source_sha256=values.get(MetadataKeys.SOURCE_SHA256, ""),
-                bgbias_version=values.get(MetadataKeys.VERSION, ""),
-            )
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ConfigError(f"{where}: malformed bgbias metadata ({exc})") from None
-
-
-def read_onnx_metadata(path: str | os.PathLike) -> ExportMetadata:
-    """The metadata of an ONNX file (read with onnxruntime; ``onnx`` is not needed)."""
-    from .ort import import_onnxruntime
-
-    ort = import_onnxruntime()
-    try:
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
-        raise ConfigError(f"{path}: not a readable ONNX model ({exc})") from None
-    return ExportMetadata.from_strings(session.get_modelmeta().custom_metadata_map, str(path))
-
-
-def read_torchscript_metadata(path: str | os.PathLike) -> ExportMetadata:
-    extra = {TORCHSCRIPT_EXTRA_FILE: ""}
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=DeprecationWarning)
-            torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
-    except Exception as exc:  # noqa: BLE001 - torch raises RuntimeError, ValueError, ...
-        raise ConfigError(f"{path}: not a readable TorchScript model ({exc})") from None
-    try:
-        values = json.loads(extra[TORCHSCRIPT_EXTRA_FILE] or "{}")
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}: malformed {TORCHSCRIPT_EXTRA_FILE} ({exc})") from None
-    return ExportMetadata.from_strings(values, str(path))
 
 
 @dataclass(frozen=True)
@@ -200,9 +82,7 @@ def _write_onnx(
 
 
 def _run_onnx(data: bytes) -> Callable[[np.ndarray], np.ndarray]:
-    from .ort import import_onnxruntime
-
-    session = import_onnxruntime().InferenceSession(data, providers=["CPUExecutionProvider"])
+    session = onnx_session(data)
     return lambda images: session.run(None, {INPUT_NAME: images})[0]
 
 

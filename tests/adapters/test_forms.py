@@ -6,6 +6,7 @@ import warnings
 
 import pytest
 import torch
+from PIL import Image
 from torch import nn
 
 from bgbias.adapters import ADAPTERS, AdapterOptions, load_embedder
@@ -132,9 +133,16 @@ def test_missing_model_files_are_one_line_errors(tmp_path):
     for form in ("onnx", "torchscript"):
         with pytest.raises(ConfigError, match="model file not found"):
             load_embedder(f"{form}:{tmp_path / 'nothing'}")
-    (tmp_path / "junk.onnx").write_bytes(b"not a model")
-    with pytest.raises(ConfigError, match="not a loadable ONNX model"):
-        load_embedder(f"onnx:{tmp_path / 'junk.onnx'}")
+    photo = tmp_path / "photo.jpg"  # a file that is no model at all
+    Image.new("RGB", (8, 8)).save(photo)
+    for form, message in (
+        ("onnx", "not a loadable ONNX model"),
+        ("torchscript", "not a loadable TorchScript file"),
+    ):
+        with pytest.raises(ConfigError, match=message) as info:
+            load_embedder(f"{form}:{photo}")
+        assert str(photo) in str(info.value) and "\n" not in str(info.value)
+        assert len(str(info.value)) < 300  # the runtime's gist, not its paragraphs of advice
 
 
 def test_python_factory_with_its_preprocessing(tmp_path):

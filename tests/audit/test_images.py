@@ -89,3 +89,36 @@ def test_empty_and_missing_folders_are_clear_errors(tmp_path):
     write_image(tmp_path / "some" / "a.png")
     with pytest.raises(DataError, match="whose name ends with '_image'"):
         find_images(tmp_path / "some", image_suffix="_image")
+    # a mask folder that is not there is named, not silently replaced by the dataset's own
+    root = write_folder_dataset(tmp_path / "ds", {"a": 2})
+    with pytest.raises(DataError, match=r"nomasks: mask folder not found"):
+        find_images(root, masks=tmp_path / "nomasks")
+
+
+def test_a_mask_of_the_wrong_size_is_a_one_line_error_naming_it(tmp_path):
+    root = write_folder_dataset(tmp_path / "ds", {"a": 2, "b": 2}, size=(40, 32))
+    Image.new("L", (20, 20)).save(root / "masks" / "b" / "001.png")
+    with pytest.raises(DataError) as info:
+        decode(find_images(root), [(32, 32)])
+    message = str(info.value)
+    assert "\n" not in message
+    assert "masks/b/001.png: mask is 20x20 but its image is 40x32" in message
+
+
+def test_a_phone_photo_is_decoded_upright_so_its_mask_fits(tmp_path):
+    """EXIF orientation is applied (bgbias.decoding): the mask, drawn on the upright photo,
+    matches it, and the object lands where the mask says."""
+    from tests.helpers import write_oriented_jpeg
+
+    displayed = np.zeros((48, 32, 3), np.uint8)  # upright: 32 wide, 48 tall
+    displayed[:16] = 255  # a white object at the top
+    (tmp_path / "photos").mkdir()
+    write_oriented_jpeg(tmp_path / "photos" / "p.jpg", displayed, orientation=6)
+    mask = np.zeros((48, 32), np.uint8)
+    mask[:16] = 255
+    (tmp_path / "masks").mkdir()
+    Image.fromarray(mask).save(tmp_path / "masks" / "p.png")
+    pixels = decode(find_images(tmp_path / "photos", masks=tmp_path / "masks"), [(32, 32)])
+    images, masks = pixels[(32, 32)].images[0].float(), pixels[(32, 32)].masks[0, 0]
+    top, bottom = images[:, masks > 127].mean(), images[:, masks == 0].mean()
+    assert top > 200 and bottom < 60  # object pixels under the mask, not rotated away

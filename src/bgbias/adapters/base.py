@@ -66,6 +66,30 @@ def external_recipe(
     )
 
 
+def override_recipe(recipe: Recipe, options: AdapterOptions) -> Recipe:
+    """``recipe`` (the preprocessing a model file states exactly) with what the user set in
+    ``options``: ``input_size`` scales resize and crop alike; ``mean``/``std`` (0-1, RGB) are
+    put in the recipe's channel order."""
+    norm = recipe.normalization
+
+    def channel_order(values: tuple[float, float, float] | None, current):
+        if values is None:
+            return current
+        scaled = tuple(255.0 * float(v) for v in values)
+        return scaled if norm.channels == "RGB" else scaled[::-1]
+
+    size = options.input_size
+    return recipe.with_overrides(
+        crop=size,
+        resize=int(round(size * recipe.resize / recipe.crop)) if size else None,
+        normalization=Normalization(
+            norm.channels,
+            channel_order(options.mean, norm.mean),
+            channel_order(options.std, norm.std),
+        ),
+    )
+
+
 def missing_package(syntax: str, package: str, extra: str, cause: BaseException) -> ConfigError:
     """The one-line error of a form whose optional package is absent or does not import."""
     reason = "is not installed" if isinstance(cause, ModuleNotFoundError) else f"failed: {cause}"

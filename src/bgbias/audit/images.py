@@ -26,8 +26,9 @@ from PIL import Image
 from ..data.datasets import scan, select_split
 from ..data.pixels import resize_shorter
 from ..data.transforms import center_crop_box
+from ..decoding import load_image, load_mask
 from ..errors import BgbiasError, DataError, DataProblems, MissingMasksError
-from ..io import image_files, load_image, load_mask
+from ..io import image_files
 
 log = logging.getLogger(__name__)
 INPAINT_RADIUS = 5  # px at the model's input size: OpenCV's Telea neighbourhood
@@ -121,6 +122,8 @@ def find_images(
             classes = sorted({item.class_name for item in items})
     if image_suffix:
         items = [i for i in items if Path(i.id).stem.endswith(image_suffix)]
+    if masks is not None and not Path(masks).is_dir():
+        raise DataError(f"{masks}: mask folder not found")
     mask_root = Path(masks) if masks is not None else default_masks
     if mask_root is not None:
         items = [_with_mask(i, mask_root, image_suffix, mask_suffix) for i in items]

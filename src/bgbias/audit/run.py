@@ -276,10 +276,10 @@ def run_audit(config: AuditConfig) -> dict[str, Any]:
             "auditing %d model(s) on %d images of %s", len(embedders), len(images), images.root
         )
         geometries = {(e.recipe.resize, e.recipe.crop) for e in embedders}
+        banks = {resize: load_bank(config.backgrounds, resize) for resize, _ in geometries}
         pixels = decode(images, geometries)
         for p in pixels.values():
             p.backgrounds = inpaint_objects(p)
-        banks = {resize: load_bank(config.backgrounds, resize) for resize, _ in geometries}
         alphas = blend_alphas(config.blend_steps)
         models, grids, embedded_total = {}, {}, 0
         for embedder in embedders:

@@ -27,7 +27,7 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to bind (others than 127.0.0.1 are reachable)"
     )
-    parser.add_argument("--port", type=int_at_least(1), default=8000, help="port")
+    parser.add_argument("--port", type=int_at_least(1, 65535), default=8000, help="port")
     parser.add_argument(
         "--mask-model",
         default="u2netp",
