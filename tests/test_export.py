@@ -66,6 +66,15 @@ def test_export_records_recipe_and_provenance(checkpoint, tmp_path, suffix):
     assert metadata.label == "ArcFace" and metadata.bgbias_version
 
 
+@pytest.mark.parametrize("form", ["onnx", "torchscript"])
+def test_the_model_adapter_reads_the_recorded_recipe(checkpoint, tmp_path, form):
+    from bgbias.adapters import load_embedder
+
+    out = export_model(str(checkpoint), tmp_path / ("m.onnx" if form == "onnx" else "m.pt")).path
+    trained = load_trained_model(checkpoint).model
+    assert load_embedder(f"{form}:{out}").recipe == trained.recipe  # not 224 px and ImageNet's
+
+
 def test_onnx_metadata_is_plain_strings_any_runtime_reads(checkpoint, tmp_path):
     out = export_model(str(checkpoint), tmp_path / "m.onnx").path
     session = import_onnxruntime().InferenceSession(str(out), providers=["CPUExecutionProvider"])

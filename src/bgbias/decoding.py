@@ -21,8 +21,14 @@ training and evaluation datasets, mask generation, background banks. The rules:
   aligned. A mirroring or 180-degree tag keeps the size, so the two cases cannot be told apart
   there: the mask is taken as displayed. A mask's own EXIF tag (rare in PNGs) is applied first.
 * **Decompression bombs**: a file of more than ``PIL.Image.MAX_IMAGE_PIXELS`` pixels (PIL's
-  warning threshold, 89 million by default) raises :class:`DataError`; raise that limit for
-  trusted huge files.
+  warning threshold, 89 million by default) raises :class:`DecompressionBomb`; raise that limit
+  for trusted huge files. A reader of untrusted files (the search server) passes its own lower
+  ``max_pixels``; the count comes from the header, before any pixel is decoded.
+* **Sources**: a path, the file's bytes (an upload) or an open binary file; ``name`` says what
+  to call a source that is not a path in messages. Every failure is one line naming the source,
+  and its class says what went wrong: :class:`UnidentifiedImage` (not an image PIL can read),
+  :class:`DecompressionBomb`, :class:`DamagedImage` (identified, but truncated or corrupt); an
+  empty, missing or unsupported file is a plain :class:`DataError`.
 * **Reduced decoding**: ``decode_image(path, min_side)`` lets a JPEG be decoded at 1/2, 1/4 or
   1/8 of its resolution (DCT scaling, PIL's draft mode) while its shorter side stays at least
   ``min_side``: a 1000x1333 photo bound for a 256-pixel resize decodes 4x fewer pixels.
@@ -31,10 +37,12 @@ training and evaluation datasets, mask generation, background banks. The rules:
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -55,6 +63,21 @@ SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
 MASK_MODES = frozenset({"1", "L", "P", "RGB", *SIXTEEN_BIT_MODES})  # P, RGB: grey pixels only
 ALPHA_MODES = frozenset({"LA", "La", "PA", "RGBA", "RGBa"})
 MASK_RULE = "masks must be one channel, 0 = background, 255 = object (8-bit grey 'L')"
+
+ImageSource = str | os.PathLike | bytes | BinaryIO  # a path, a file's bytes, an open file
+
+
+class UnidentifiedImage(DataError):
+    """Not an image file PIL can read (another kind of file, or a header damaged beyond
+    recognition)."""
+
+
+class DecompressionBomb(DataError):
+    """More pixels than the limit (PIL's, or the reader's ``max_pixels``)."""
+
+
+class DamagedImage(DataError):
+    """An identified image whose pixels cannot be decoded: truncated or corrupt."""
 
 
 @dataclass(frozen=True)
@@ -84,9 +107,9 @@ class DecodedImage:
     reduction: int = 1  # 1, or 2, 4, 8 for a JPEG decoded with DCT scaling
 
 
-def read_header(path: str | os.PathLike, what: str = "image") -> ImageHeader:
+def read_header(path: ImageSource, what: str = "image", name: str | None = None) -> ImageHeader:
     """Size, mode and EXIF orientation from the file header, without decoding the pixels."""
-    with _opened(path, what, "not a readable") as image:
+    with _opened(path, what, "not a readable", name) as image:
         orientation = _orientation(image, header_only=True)
         size = image.size
         if orientation >= 5:
@@ -99,14 +122,23 @@ def read_size(path: str | os.PathLike) -> tuple[int, int]:
     return read_header(path).size
 
 
-def decode_image(path: str | os.PathLike, min_side: int | None = None) -> DecodedImage:
+def decode_image(
+    source: ImageSource,
+    min_side: int | None = None,
+    *,
+    name: str | None = None,
+    max_pixels: int | None = None,
+) -> DecodedImage:
     """Decode an image as 8-bit RGB in its displayed orientation (see the module docstring).
 
     With ``min_side``, a JPEG whose shorter side is at least twice ``min_side`` is decoded at
     the largest power-of-two reduction that keeps its shorter side >= ``min_side``.
-    A missing, corrupt, truncated or oversized file raises :class:`DataError`.
+    ``max_pixels``: refuse larger images (None: ``PIL.Image.MAX_IMAGE_PIXELS``; a limit above
+    twice PIL's is still PIL's). ``name`` names a source that is not a path in messages.
+    A missing, empty, corrupt, truncated or oversized file raises :class:`DataError` (the
+    subclasses above say which).
     """
-    with _opened(path, "image", "corrupt or truncated") as image:
+    with _opened(source, "image", "corrupt or truncated", name, max_pixels) as image:
         full = image.size
         reduction = 1
         if min_side and min(full) >= 2 * min_side:
@@ -115,12 +147,12 @@ def decode_image(path: str | os.PathLike, min_side: int | None = None) -> Decode
                 reduction = round(full[0] / drafted[1][2])
         image.load()
         orientation = _orientation(image)
-        pixels = _to_rgb(path, image)
+        pixels = _to_rgb(_label(source, name), image)
     size = (full[1], full[0]) if orientation >= 5 else full
     return DecodedImage(_apply_orientation(pixels, orientation), size, orientation, reduction)
 
 
-def load_image(path: str | os.PathLike) -> Image.Image:
+def load_image(path: ImageSource) -> Image.Image:
     """Decode an image fully as RGB in its displayed orientation; a missing, corrupt or truncated
     file raises DataError."""
     return decode_image(path).pixels
@@ -179,33 +211,71 @@ def mask_size_problem(
 
 
 @contextlib.contextmanager
-def _opened(path: str | os.PathLike, what: str, damaged: str) -> Iterator[Image.Image]:
-    """``Image.open`` with every failure as a one-line DataError naming the file."""
+def _opened(
+    source: ImageSource,
+    what: str,
+    damaged: str,
+    name: str | None = None,
+    max_pixels: int | None = None,
+) -> Iterator[Image.Image]:
+    """``Image.open`` with every failure as a one-line DataError naming the source."""
+    label = _label(source, name)
+    if isinstance(source, (bytes, bytearray)):
+        if not source:
+            raise DataError(f"{label}: empty file")
+        source = io.BytesIO(source)
     try:
-        with Image.open(path) as image:
-            too_large = _too_many_pixels(path, what, image.size[0] * image.size[1])
-            if too_large:
-                raise DataError(too_large)
-            yield image
+        image = Image.open(source)
     except FileNotFoundError:
-        raise DataError(f"{path}: {what} file not found") from None
+        raise DataError(f"{label}: {what} file not found") from None
     except Image.DecompressionBombError as exc:  # PIL refuses twice its limit before we see it
         found = re.search(r"\((\d+) pixels\)", str(exc))
-        raise DataError(
-            _too_many_pixels(path, what, int(found.group(1)) if found else None)
+        pixels = int(found.group(1)) if found else None
+        raise DecompressionBomb(_too_many_pixels(label, what, pixels, None)) from None
+    except (UnidentifiedImageError, SyntaxError, ValueError):
+        # PIL's message repeats the path (or names a BytesIO): nothing to add
+        raise UnidentifiedImage(
+            f"{label}: corrupt or truncated {what}, or not an image file PIL can read"
         ) from None
+    except (IsADirectoryError, PermissionError) as exc:
+        raise DataError(f"{label}: unreadable {what} file ({exc})") from None
+    except OSError as exc:  # e.g. a JPEG cut inside its header
+        raise DamagedImage(f"{label}: {damaged} {what} ({exc})") from None
+    try:
+        with image:
+            too_large = _too_many_pixels(label, what, image.size[0] * image.size[1], max_pixels)
+            if too_large:
+                raise DecompressionBomb(too_large)
+            yield image
+    except Image.DecompressionBombError as exc:  # a frame or tile larger than the header says
+        raise DecompressionBomb(f"{label}: {exc}") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise DataError(f"{path}: {damaged} {what} ({exc})") from None
+        raise DamagedImage(f"{label}: {damaged} {what} ({exc})") from None
 
 
-def _too_many_pixels(path: str | os.PathLike, what: str, pixels: int | None) -> str | None:
-    limit = Image.MAX_IMAGE_PIXELS
+def _label(source: ImageSource, name: str | None) -> str:
+    if name is not None:
+        return name
+    if isinstance(source, (str, os.PathLike)):
+        return str(source)
+    return str(getattr(source, "name", "image bytes"))
+
+
+def _too_many_pixels(
+    label: str, what: str, pixels: int | None, max_pixels: int | None
+) -> str | None:
+    limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
     if limit is None or (pixels is not None and pixels <= limit):
         return None
-    count = f"{pixels:,}" if pixels is not None else "too many"
+    count = f"{pixels:,} pixels" if pixels is not None else "too many pixels"
+    if max_pixels is None:
+        return (
+            f"{label}: {what} has {count}, over PIL's decompression-bomb limit of {limit:,} "
+            "(raise PIL.Image.MAX_IMAGE_PIXELS for a trusted file)"
+        )
+    megapixels = f" ({pixels / 1e6:.1f} megapixels)" if pixels is not None else ""
     return (
-        f"{path}: {what} has {count} pixels, over PIL's decompression-bomb limit of {limit:,} "
-        "(raise PIL.Image.MAX_IMAGE_PIXELS for a trusted file)"
+        f"{label}: {what} has {count}{megapixels}, over the limit of {limit / 1e6:.1f} megapixels"
     )
 
 

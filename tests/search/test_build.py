@@ -83,7 +83,8 @@ def test_search_equals_exact_cosine_search(built_index):
 
 def test_an_interrupted_build_resumes_and_never_loads_as_complete(catalogue, checkpoint, tmp_path):
     out = tmp_path / "idx"
-    first = counting(load_embedder(str(checkpoint)), stop_after_calls=2)
+    # calls: the model's probe image (see bgbias.search.index.model_probe), then batches
+    first = counting(load_embedder(str(checkpoint)), stop_after_calls=3)
     with pytest.raises(Interrupted):
         build(checkpoint, catalogue, out, first)
     assert not out.exists()
@@ -92,7 +93,7 @@ def test_an_interrupted_build_resumes_and_never_loads_as_complete(catalogue, che
     assert len(list((tmp_path / ".idx.building" / "chunks").glob("chunk-*.npz"))) == 2
     second = counting(load_embedder(str(checkpoint)))
     build(checkpoint, catalogue, out, second)
-    assert second.images == 4  # only the third chunk (20 images in chunks of 8)
+    assert second.images == 1 + 4  # the probe and only the third chunk (20 images, chunks of 8)
     resumed = SearchIndex.load(out)
     build(checkpoint, catalogue, tmp_path / "straight")
     straight = SearchIndex.load(tmp_path / "straight")
@@ -105,14 +106,14 @@ def test_an_interrupted_build_resumes_and_never_loads_as_complete(catalogue, che
 def test_a_changed_catalogue_or_model_starts_over(catalogue, checkpoint, tmp_path):
     out = tmp_path / "idx"
     with pytest.raises(Interrupted):
-        build(checkpoint, catalogue, out, counting(load_embedder(str(checkpoint)), 2))
+        build(checkpoint, catalogue, out, counting(load_embedder(str(checkpoint)), 3))
     other = tmp_path / "other.ckpt"
     from tests.helpers import write_checkpoint
 
     write_checkpoint(other, seed=9)
     again = counting(load_embedder(str(other)))
     build(checkpoint, catalogue, out, again)
-    assert again.images == 20
+    assert again.images == 1 + 20  # the probe, then every image again
 
 
 def test_an_interrupted_rebuild_keeps_the_old_index(built_index, catalogue, checkpoint, tmp_path):
@@ -120,7 +121,7 @@ def test_an_interrupted_rebuild_keeps_the_old_index(built_index, catalogue, chec
     build(checkpoint, catalogue, out)
     before = SearchIndex.load(out).manifest["created"]
     with pytest.raises(Interrupted):
-        build(checkpoint, catalogue, out, counting(load_embedder(str(checkpoint)), 1))
+        build(checkpoint, catalogue, out, counting(load_embedder(str(checkpoint)), 2))
     assert SearchIndex.load(out).manifest["created"] == before
 
 
@@ -135,7 +136,7 @@ def test_unreadable_images_are_skipped_and_listed(tmp_path, checkpoint):
     manifest = build(checkpoint, folder, tmp_path / "idx")
     assert manifest["count"] == 3 and manifest["catalogue"]["listed"] == 4
     (skipped,) = manifest["catalogue"]["skipped"]
-    assert skipped["id"] == "3.png" and "truncated or corrupt" in skipped["error"]
+    assert skipped["id"] == "3.png" and "corrupt or truncated image" in skipped["error"]
 
 
 def test_refuses_to_replace_a_folder_that_is_not_an_index(tmp_path, catalogue, checkpoint):
@@ -165,3 +166,93 @@ def test_approximate_indexes_report_recall_against_exact_search(kind, tmp_path, 
     index = SearchIndex.load(out)
     _, positions = index.search(np.concatenate([index.embedding(p) for p in range(5)]), k=1)
     assert positions[:, 0].tolist() == [0, 1, 2, 3, 4]  # each item finds itself
+
+
+FACTORY = """
+import torch
+from torch import nn
+
+
+def make():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 8, 3, stride=2), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                         nn.Flatten())
+"""
+
+
+def model_forms(checkpoint, folder) -> dict[str, list[str]]:
+    """`bgbias index` arguments naming a model in each form the adapter layer reads offline."""
+    from bgbias.backbones.small_cnn import SmallCNN
+
+    assert main(["export", str(checkpoint), str(folder / "model.onnx"), "-q"]) == 0
+    assert main(["export", str(checkpoint), str(folder / "model.pt"), "-q"]) == 0
+    torch.manual_seed(4)
+    torch.save(SmallCNN().state_dict(), folder / "small.pt")
+    (folder / "factory.py").write_text(FACTORY)
+    return {
+        "checkpoint": [str(checkpoint)],
+        "onnx": [f"onnx:{folder / 'model.onnx'}"],
+        "torchscript": [f"torchscript:{folder / 'model.pt'}"],
+        "backbone": ["small_cnn", "--weights", str(folder / "small.pt")],
+        "python": [f"python:{folder / 'factory.py'}:make", "--input-size", "48"],
+    }
+
+
+def own_scores(service, catalogue, ids) -> dict[str, float]:
+    """Each photo's similarity to its own catalogue entry, searched by upload."""
+    scores = {}
+    for item_id in ids:
+        data = (catalogue / "images" / item_id).read_bytes()
+        results = service.search_photo(data, k=20)["results"]
+        scores[item_id] = next(r["score"] for r in results if r["id"] == item_id)
+    return scores
+
+
+def test_index_and_serve_accept_every_model_form(
+    tmp_path, catalogue, checkpoint, remover, monkeypatch
+):
+    from bgbias.search.service import SearchService, ServeOptions
+
+    forms = model_forms(checkpoint, tmp_path)
+    for form, args in forms.items():
+        out = tmp_path / f"index-{form}"
+        assert (
+            main(["index", *args, str(catalogue), "--out", str(out), "-q", "--device", "cpu"]) == 0
+        )
+    monkeypatch.chdir(tmp_path.parent)  # served from elsewhere: files and options were recorded
+    for form in forms:
+        index = SearchIndex.load(tmp_path / f"index-{form}")
+        service = SearchService([index], ServeOptions(device="cpu"), remover=remover)
+        scores = own_scores(service, catalogue, ["c0/001.png", "c3/004.png"])
+        assert scores == pytest.approx({k: 1.0 for k in scores}, abs=1e-4), form
+    python = SearchIndex.load(tmp_path / "index-python")
+    assert python.manifest["model"]["options"]["input_size"] == 48
+    assert python.load_embedder().recipe.crop == 48
+
+
+def test_an_onnx_export_searches_like_its_checkpoint(tmp_path, catalogue, checkpoint, remover):
+    from bgbias.search.service import SearchService, ServeOptions
+
+    onnx = tmp_path / "model.onnx"
+    assert main(["export", str(checkpoint), str(onnx), "-q"]) == 0
+    build(checkpoint, catalogue, tmp_path / "from-ckpt")
+    build(f"onnx:{onnx}", catalogue, tmp_path / "from-onnx")
+    indexes = [SearchIndex.load(tmp_path / name) for name in ("from-ckpt", "from-onnx")]
+    assert indexes[1].manifest["model"]["form"] == "onnx"
+    service = SearchService(indexes, ServeOptions(device="cpu"), remover=remover)
+    for item_id in ("c0/002.png", "c2/000.png", "c3/001.png"):
+        data = (catalogue / "images" / item_id).read_bytes()
+        answers = [service.search_photo(data, index=i.name, k=20)["results"] for i in indexes]
+        assert answers[1][0]["id"] == answers[0][0]["id"] == item_id
+        # every item's score equal; the test model's near-ties (0.9992 vs 0.9991) may swap ranks
+        scores = [{r["id"]: r["score"] for r in answer} for answer in answers]
+        assert scores[1] == pytest.approx(scores[0], abs=1e-4)
+
+
+def test_an_untrained_model_is_refused_once_its_random_weights_are_redrawn(tmp_path, catalogue):
+    from bgbias.errors import ConfigError
+
+    out = tmp_path / "random"
+    assert main(["index", "small_cnn", "--untrained", str(catalogue), "--out", str(out), "-q"]) == 0
+    with pytest.raises(ConfigError, match="no longer gives the embeddings the index was built"):
+        SearchIndex.load(out).load_embedder()

@@ -100,6 +100,16 @@ def test_k_and_index_choose_what_answers(client, catalogue):
     assert missing.status_code == 404 and "no index 'nope'" in missing.json()["detail"]
 
 
+def test_a_16_bit_upload_is_searched_as_its_8_bit_version(client, catalogue):
+    grey = np.asarray(Image.open(io.BytesIO(photo(catalogue))).convert("L"))
+    rng = np.random.default_rng(1)
+    deep = grey.astype(np.uint16) * 257 + rng.integers(0, 128, grey.shape).astype(np.uint16)
+    eight = upload(client, encoded(Image.fromarray(grey)), k=20).json()["results"]
+    sixteen = upload(client, encoded(Image.fromarray(deep)), k=20).json()["results"]
+    assert [r["id"] for r in sixteen] == [r["id"] for r in eight]
+    assert [r["score"] for r in sixteen] == pytest.approx([r["score"] for r in eight], abs=1e-4)
+
+
 def test_remove_background_changes_what_the_model_sees(client, catalogue):
     plain = upload(client, photo(catalogue), k=20).json()
     removed = upload(client, photo(catalogue), k=20, remove_background="true").json()
@@ -184,8 +194,8 @@ def bad_uploads() -> list[tuple[str, bytes, int, str]]:
     noise = encoded(Image.fromarray(rng.integers(0, 255, (400, 400, 3), dtype=np.uint8)))
     return [
         ("not an image", b"GIF89a? no: plain text pretending to be a photo", 415, "not an image"),
-        ("truncated", good[: len(good) // 2], 400, "truncated or corrupt"),
-        ("100 megapixels", huge, 413, "100.0 megapixels; the limit is 50.0"),
+        ("truncated", good[: len(good) // 2], 400, "corrupt or truncated image"),
+        ("100 megapixels", huge, 413, "100.0 megapixels), over the limit of 50.0 megapixels"),
         ("empty", b"", 400, "empty file"),
         ("oversized", noise, 413, "over this server's limit of 300000 bytes"),
     ]
@@ -264,7 +274,10 @@ def listening_sockets(pid: int) -> list[tuple[str, int]]:
     """Listening TCP sockets (address, port) of process ``pid``, from /proc (Linux)."""
     inodes = set()
     for fd in os.listdir(f"/proc/{pid}/fd"):
-        target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except FileNotFoundError:  # closed since the listing (the server is still starting up)
+            continue
         if target.startswith("socket:["):
             inodes.add(target[8:-1])
     found = []

@@ -33,7 +33,15 @@ from ..io import atomic_write, ensure_writable_dir, move_aside, remove_tree, wri
 from ..progress import progress_bar
 from .catalogue import CatalogueItem, read_catalogue
 from .images import model_input, model_view, open_photo, view_pixels, write_thumbnail
-from .index import INDEX_FORMAT, INDEX_TYPES, MANIFEST, THUMBS, write_index_files
+from .index import (
+    INDEX_FORMAT,
+    INDEX_TYPES,
+    MANIFEST,
+    THUMBS,
+    model_probe,
+    options_json,
+    write_index_files,
+)
 
 log = logging.getLogger(__name__)
 CHUNK_SIZE = 512
@@ -43,19 +51,26 @@ Prepared = tuple[int, "torch.Tensor | None", "str | None"]  # position, model in
 
 
 def absolute_spec(spec: str) -> str:
-    """``spec`` with a file it names made absolute (``run/best.ckpt``, ``onnx:m.onnx``), so the
-    index finds its model from any working folder."""
+    """``spec`` with a file it names made absolute (``run/best.ckpt``, ``onnx:m.onnx``,
+    ``python:m.py:make``), so the index finds its model from any working folder."""
     if Path(spec).exists():
         return str(Path(spec).resolve())
     prefix, colon, rest = spec.partition(":")
-    if colon and rest and Path(rest).exists():
-        return f"{prefix}:{Path(rest).resolve()}"
+    if not colon or not rest:
+        return spec
+    module, sep, factory = rest.rpartition(":")  # python:<file.py>:<factory>
+    for path, suffix in ((rest, ""), (module, sep + factory)):
+        if path and Path(path).exists():
+            return f"{prefix}:{Path(path).resolve()}{suffix}"
     return spec
 
 
-def plan_key(embedder: Embedder, items: list[CatalogueItem], chunk_size: int, thumb_size: int):
+def plan_key(
+    embedder: Embedder, probe: list[float], items: list[CatalogueItem], chunk_size: int, thumb_size
+) -> str:
     digest = hashlib.sha256()
     head = {"format": INDEX_FORMAT, "model": embedder.describe(), "chunk": chunk_size}
+    head["probe"] = probe  # no resuming with other weights (random, retrained, edited code)
     digest.update(json.dumps(head | {"thumb": thumb_size}, sort_keys=True, default=str).encode())
     for item in items:
         stat = item.path.stat()
@@ -122,17 +137,20 @@ def build_index(
         raise OutputError(f"{out}: another `bgbias index` is building it") from None
     try:
         return _build_locked(
-            embedder, cat, out, kind, batch_size, chunk_size, thumb_size, workers, progress
+            embedder, options, cat, out, kind, batch_size, chunk_size, thumb_size, workers, progress
         )
     finally:
         lock.release()
 
 
-def _build_locked(embedder, cat, out, kind, batch_size, chunk_size, thumb_size, workers, progress):
+def _build_locked(
+    embedder, options, cat, out, kind, batch_size, chunk_size, thumb_size, workers, progress
+):
     started = time.perf_counter()
     work = out.parent / f".{out.name}.building"
     items = cat.items
-    key = plan_key(embedder, items, chunk_size, thumb_size)
+    probe = model_probe(embedder)
+    key = plan_key(embedder, probe, items, chunk_size, thumb_size)
     plan_file = work / PLAN
     if plan_file.is_file() and json.loads(plan_file.read_text()).get("key") != key:
         log.info(
@@ -203,7 +221,12 @@ def _build_locked(embedder, cat, out, kind, batch_size, chunk_size, thumb_size, 
             }
             for p in positions
         ],
-        model=embedder.describe() | {"spec": absolute_spec(embedder.spec)},
+        model=embedder.describe()
+        | {
+            "spec": absolute_spec(embedder.spec),
+            "options": options_json(options or AdapterOptions()),
+            "probe": probe,
+        },
         index_type=kind.name,
         extra={
             "catalogue": {

@@ -1,23 +1,23 @@
-"""Photos in, model inputs out: guarded decoding, the model's view of a photo, thumbnails.
+"""Photos in, model inputs out: the model's view of a photo, thumbnails.
 
 The index builder and the server both go through :func:`open_photo` and :func:`model_view`, so
-a catalogue image and the same file uploaded as a query give the same embedding. Decoding is
-guarded against decompression bombs (the pixel count is checked from the header, before any
-pixel is decoded) and large JPEGs are decoded at a reduced DCT scale that is still at least the
-recipe's resize target (``Image.draft``): a 12-megapixel phone photo decodes ~10x faster.
+a catalogue image and the same file uploaded as a query give the same embedding. Decoding
+follows :mod:`bgbias.decoding`, the rules every reader of pixels in bgbias follows (EXIF
+orientation, 16-bit scaling, the decompression-bomb guard from the header, JPEG DCT-scaled
+decoding); this module only gives its failures the HTTP status a server answers with.
 """
 
 from __future__ import annotations
 
 import io
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
+from .. import decoding
 from ..data.pixels import resize_shorter
 from ..data.transforms import Normalization, Recipe, center_crop_box
 from ..errors import DataError
@@ -40,55 +40,28 @@ class TooManyPixels(PhotoRejected):
     status = 413
 
 
+REJECTION_FOR = {decoding.UnidentifiedImage: NotAnImage, decoding.DecompressionBomb: TooManyPixels}
+
+
 def open_photo(
     source: bytes | str | os.PathLike,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     draft_size: int | None = None,
     name: str = "upload",
 ) -> Image.Image:
-    """Decode ``source`` (file bytes or a path) as an upright RGB image.
+    """Decode ``source`` (file bytes or a path) as an upright 8-bit RGB image.
 
-    ``max_pixels``: refuse larger images before decoding (None: no limit of our own);
-    ``draft_size``: JPEGs may decode at a reduced scale whose sides stay >= ``draft_size``.
-    Raises :class:`PhotoRejected` (empty, not an image, too many pixels, truncated/corrupt).
+    ``max_pixels``: refuse larger images before decoding (None: PIL's decompression-bomb
+    limit); ``draft_size``: JPEGs may decode at a reduced scale whose sides stay >=
+    ``draft_size``. ``name`` names bytes in messages. Raises :class:`PhotoRejected` (empty,
+    missing, truncated/corrupt), :class:`NotAnImage` or :class:`TooManyPixels`.
     """
-    if isinstance(source, bytes):
-        if not source:
-            raise PhotoRejected(f"{name}: empty file")
-        handle = io.BytesIO(source)
-    else:
-        name, handle = str(source), source
+    label = name if isinstance(source, bytes) else None
     try:
-        with warnings.catch_warnings():
-            # our own limit below replaces PIL's warning; PIL's hard limit (2x its warning
-            # threshold) still raises DecompressionBombError for what slips past max_pixels=None
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(handle)
-    except Image.DecompressionBombError as exc:
-        raise TooManyPixels(f"{name}: {exc}") from None
-    except (UnidentifiedImageError, ValueError) as exc:
-        raise NotAnImage(f"{name}: not an image file PIL can read ({exc})") from None
-    except FileNotFoundError:
-        raise DataError(f"{name}: file not found") from None
-    except OSError as exc:
-        raise PhotoRejected(f"{name}: unreadable ({exc})") from None
-    width, height = image.size
-    if max_pixels is not None and width * height > max_pixels:
-        raise TooManyPixels(
-            f"{name}: {width}x{height} = {width * height / 1e6:.1f} megapixels; the limit is "
-            f"{max_pixels / 1e6:.1f}"
-        )
-    try:
-        if draft_size is not None:
-            image.draft("RGB", (draft_size, draft_size))
-        image.load()  # also closes the file of a single-frame image
-        ImageOps.exif_transpose(image, in_place=True)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        image.close()
-        raise PhotoRejected(f"{name}: truncated or corrupt image ({exc})") from None
-    rgb = image.convert("RGB")  # a copy, so that the file of a multi-frame image closes too
-    image.close()
-    return rgb
+        decoded = decoding.decode_image(source, draft_size, name=label, max_pixels=max_pixels)
+    except DataError as exc:
+        raise REJECTION_FOR.get(type(exc), PhotoRejected)(str(exc)) from None
+    return decoded.pixels
 
 
 def model_view(image: Image.Image, recipe: Recipe) -> Image.Image:

@@ -8,6 +8,7 @@ Folder layout (``manifest.json`` is written last; an index without it never load
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -27,6 +28,29 @@ from ..registry import Registry
 INDEX_FORMAT = 1
 MANIFEST, ITEMS, FAISS_FILE, THUMBS = "manifest.json", "items.json", "index.faiss", "thumbs"
 RECALL_K, RECALL_SAMPLE = 10, 1000
+PROBE_TOLERANCE = 1e-3  # unit embeddings; ONNX against PyTorch, CPU against CUDA stay far below
+
+
+def model_probe(embedder) -> list[float]:
+    """The unit embedding (D,) of one fixed seeded image: the index records it at build time and
+    checks it on load, for every model form (files, code, hub names, random weights)."""
+    crop = embedder.recipe.crop
+    pixels = torch.rand(1, 3, crop, crop, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        vector = embedder(embedder.recipe.normalization(pixels).to(embedder.device))
+    return [round(float(v), 6) for v in normalize_rows(vector.cpu().numpy().astype(np.float32))[0]]
+
+
+def options_json(options) -> dict[str, Any]:
+    """AdapterOptions as the manifest stores them: a weight file's path made absolute."""
+    values = dataclasses.asdict(options)
+    if values["weights"]:
+        values["weights"] = str(Path(values["weights"]).resolve())
+    return values
+
+
+def _options_from_json(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
 
 
 class IndexFolderError(BgbiasError):
@@ -232,14 +256,29 @@ class SearchIndex:
         return self.manifest["model"]["spec"]
 
     def load_embedder(self, options=None):
-        """The model the index was built with; a checkpoint that changed since raises."""
-        from ..adapters import load_embedder
+        """The model the index was built with, with the options it was built with (unless
+        ``options`` overrides them). A model that no longer gives the index's embeddings (a
+        retrained checkpoint, an ``--untrained`` model's new random weights, edited code)
+        raises ConfigError: its queries would be compared with another model's vectors."""
+        from ..adapters import AdapterOptions, load_embedder
 
+        model = self.manifest["model"]
+        if options is None:
+            options = AdapterOptions(**_options_from_json(model.get("options") or {}))
         embedder = load_embedder(self.model_spec, options)
-        built, now = self.manifest["model"].get("sha256"), embedder.describe().get("sha256")
+        built, now = model.get("sha256"), embedder.describe().get("sha256")
+        rebuild = "rebuild the index with `bgbias index`"
         if built and now and built != now:
             raise ConfigError(
                 f"{self.path}: built with {self.model_spec} of sha256 {built[:12]}..., which is "
-                f"now {now[:12]}...; rebuild the index with `bgbias index`"
+                f"now {now[:12]}...; {rebuild}"
             )
+        if "probe" in model:
+            drift = float(np.abs(np.asarray(model["probe"]) - model_probe(embedder)).max())
+            if drift > PROBE_TOLERANCE:
+                raise ConfigError(
+                    f"{self.path}: {self.model_spec} no longer gives the embeddings the index was "
+                    f"built with (probe differs by {drift:.3g}; random --untrained weights, or a "
+                    f"changed model or option); {rebuild}"
+                )
         return embedder
