@@ -152,9 +152,9 @@ def lock_folder(folder: str | os.PathLike, job: str):
     return lock
 
 
-def copy_file(source: str | os.PathLike, target: str | os.PathLike) -> None:
-    """Copy ``source`` to ``target`` atomically."""
-    with open(source, "rb") as src, atomic_write(target, "wb") as dst:
+def copy_file(source: str | os.PathLike, target: str | os.PathLike, durable: bool = False) -> None:
+    """Copy ``source`` to ``target`` atomically (``durable``: fsync'd, see :func:`atomic_write`)."""
+    with open(source, "rb") as src, atomic_write(target, "wb", durable=durable) as dst:
         shutil.copyfileobj(src, dst, 1 << 20)
 
 

@@ -61,18 +61,24 @@ def retrieval_metrics(
         emb, k, distance=distance, backend=backend, block_size=block_size, device=device
     )
     hits = lab[neighbours] == lab[:, None]  # (N, k)
-    rank = torch.arange(1, k + 1)
-    within_r = rank[None, :] <= relevant[:, None]
-    hits_r = hits & within_r
+    per_query = per_query_metrics(hits, relevant)
+    return {name: float(values[queries].mean()) for name, values in per_query.items()}
+
+
+def per_query_metrics(hits: torch.Tensor, relevant: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Each query's MAP@R, P@1 and R-precision from its ranked results.
+
+    hits: (Q, k) bool, result i of query q has q's class, k >= max(relevant);
+    relevant: (Q,) R, the number of other images of q's class. -> name: (Q,) float64.
+    """
+    rank = torch.arange(1, hits.shape[1] + 1)
+    hits_r = hits & (rank[None, :] <= relevant[:, None])
     precision_at_i = torch.cumsum(hits_r, dim=1).double() / rank.double()
     r = relevant.double().clamp(min=1)
-    map_at_r = (precision_at_i * hits_r).sum(dim=1) / r
-    r_precision = hits_r.sum(dim=1).double() / r
-    precision_at_1 = hits[:, 0].double()
     return {
-        "map_at_r": float(map_at_r[queries].mean()),
-        "precision_at_1": float(precision_at_1[queries].mean()),
-        "r_precision": float(r_precision[queries].mean()),
+        "map_at_r": (precision_at_i * hits_r).sum(dim=1) / r,
+        "precision_at_1": hits[:, 0].double(),
+        "r_precision": hits_r.sum(dim=1).double() / r,
     }
 
 

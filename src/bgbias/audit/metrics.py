@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..metrics import METRIC_NAMES, retrieval_metrics
+from ..metrics import METRIC_NAMES, per_query_metrics, retrieval_metrics
 
 INSTANCE_NAMES = ("hit_at_1", "mean_rank", "cosine_mean")
 BLOCK = 1024  # query rows per similarity block: memory O(BLOCK * N)
@@ -89,15 +89,10 @@ def asymmetric_metrics(
         # ties: lower gallery index first, as bgbias.metrics ranks them
         order = torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :k]
         hits = labels_t[order] == query_labels[start : start + BLOCK, None]
-        r = relevant[start : start + BLOCK]
-        rank = torch.arange(1, k + 1)
-        hits_r = hits & (rank[None, :] <= r[:, None])
-        precision_at_i = torch.cumsum(hits_r, dim=1).double() / rank.double()
-        r_safe = r.double().clamp(min=1)
         valid = keep[start : start + BLOCK]
-        totals["map_at_r"] += float(((precision_at_i * hits_r).sum(1) / r_safe)[valid].sum())
-        totals["precision_at_1"] += float(hits[:, 0].double()[valid].sum())
-        totals["r_precision"] += float((hits_r.sum(1).double() / r_safe)[valid].sum())
+        per_query = per_query_metrics(hits, relevant[start : start + BLOCK])
+        for name, values in per_query.items():
+            totals[name] += float(values[valid].sum())
     n = int(keep.sum())
     return {name: value / n for name, value in totals.items()}
 

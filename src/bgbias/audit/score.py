@@ -100,8 +100,7 @@ def score_model(
             entry["std"] = std
             entry["repeats"] = len(keys)
         entry["images"] = len(embedded.rows[keys[0]])
-        if entry:
-            conditions[condition] = entry
+        conditions[condition] = entry
     blend = []
     for alpha in alphas:
         source, key = embedded, Variant("blend", 0, alpha).key

@@ -46,6 +46,12 @@ Transform = Callable[[Image.Image, "Image.Image | None"], tuple[torch.Tensor, to
 MASKS_HINT = "make them with `bgbias masks {root}/images {root}/masks`"
 
 
+def mask_file(masks_dir: Path, relative: str) -> Path:
+    """Where the mask of image ``relative`` (a path under the images folder) lives: the one
+    rule shared by `bgbias masks` (writing) and datasets (reading)."""
+    return masks_dir / Path(relative).with_suffix(".png")
+
+
 @dataclass(frozen=True)
 class Sample:
     image: Path
@@ -165,7 +171,7 @@ class Listing:
         return self.root / "masks"
 
     def mask_path(self, relative: str) -> Path:
-        return self.masks_dir / Path(relative).with_suffix(".png")
+        return mask_file(self.masks_dir, relative)
 
 
 def scan(root: str | os.PathLike) -> Listing:

@@ -264,10 +264,9 @@ def generate_benchmark(
     try:
         if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
             raise DataError(f"{out}: exists and is not empty (pass overwrite=True / --overwrite)")
-        for leftover in out.parent.glob(f".{out.name}.partial-*"):
-            remove_tree(leftover)  # a killed earlier run's half-written tree
-        for leftover in out.parent.glob(f".{out.name}.replaced-*"):
-            remove_tree(leftover)
+        for kind in ("partial", "replaced"):  # a killed earlier run's half-written/old tree
+            for leftover in out.parent.glob(f".{out.name}.{kind}-*"):
+                remove_tree(leftover)
         start_time = time.perf_counter()
         with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.partial-") as tmp:
             manifest = _write_benchmark(Path(tmp), config, progress)

