@@ -24,8 +24,7 @@ import torch
 from PIL import Image
 
 from ..data.datasets import scan, select_split
-from ..data.pixels import resize_shorter
-from ..data.transforms import center_crop_box
+from ..data.transforms import center_view
 from ..decoding import load_image, load_mask
 from ..errors import BgbiasError, DataError, DataProblems, MissingMasksError
 from ..io import image_files
@@ -207,8 +206,7 @@ class Pixels:
 
 
 def _crop(image: Image.Image, resize: int, crop: int) -> np.ndarray:
-    image = resize_shorter(image, resize)
-    return np.asarray(image.crop(center_crop_box(image.width, image.height, crop)))
+    return np.asarray(center_view(image, resize, crop))
 
 
 def decode(

@@ -15,7 +15,7 @@ from PIL import Image
 
 from ..decoding import DecodedImage
 from ..registry import Registry
-from .pixels import as_decoded, frame_region, resize, shorter_side_size
+from .pixels import as_decoded, frame_region, resize, resize_shorter, shorter_side_size
 
 
 @dataclass(frozen=True)
@@ -181,6 +181,13 @@ def center_crop_box(width: int, height: int, crop: int) -> tuple[int, int, int, 
     top = int(round((height - crop) / 2.0))
     left = int(round((width - crop) / 2.0))
     return left, top, left + crop, top + crop
+
+
+def center_view(image: Image.Image, resize_to: int, crop: int) -> Image.Image:
+    """The shorter side resized to ``resize_to`` (PIL bilinear), then a ``crop`` x ``crop``
+    centre crop: the eval geometry, for code that works on PIL images one at a time."""
+    resized = resize_shorter(image, resize_to)
+    return resized.crop(center_crop_box(resized.width, resized.height, crop))
 
 
 class PairedTransform:

@@ -18,8 +18,7 @@ import torch
 from PIL import Image
 
 from .. import decoding
-from ..data.pixels import resize_shorter
-from ..data.transforms import Normalization, Recipe, center_crop_box
+from ..data.transforms import Normalization, Recipe, center_view
 from ..errors import DataError
 
 DEFAULT_MAX_PIXELS = 50_000_000  # a 50-megapixel camera's photo; a 100-megapixel upload is refused
@@ -67,8 +66,7 @@ def open_photo(
 def model_view(image: Image.Image, recipe: Recipe) -> Image.Image:
     """What the model sees: the shorter side resized to ``recipe.resize``, a centre crop of
     ``recipe.crop`` (the eval transform of :class:`bgbias.data.transforms.PairedTransform`)."""
-    resized = resize_shorter(image, recipe.resize)
-    return resized.crop(center_crop_box(resized.width, resized.height, recipe.crop))
+    return center_view(image, recipe.resize, recipe.crop)
 
 
 def view_pixels(view: Image.Image) -> np.ndarray:
