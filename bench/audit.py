@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import device_sync, pick_device  # noqa: E402
 
 from bgbias.adapters import load_embedder  # noqa: E402
-from bgbias.audit import AuditConfig, run_audit  # noqa: E402
-from bgbias.audit.images import decode, find_images  # noqa: E402
+from bgbias.auditing import AuditConfig, run_audit  # noqa: E402
+from bgbias.auditing.images import decode, find_images  # noqa: E402
 from bgbias.data.generate import BenchmarkConfig, generate_benchmark  # noqa: E402
 
 

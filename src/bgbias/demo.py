@@ -50,7 +50,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     """Run every stage; returns the results dict also written to ``out/results.json``."""
     # imported here: the CLI imports this module for DemoConfig and must stay quick to start
     from .attention import score_models
-    from .audit.compare import compare_retrievals
+    from .auditing.compare import compare_retrievals
     from .config import compose
     from .evaluation import evaluate_model
     from .io import copy_file, ensure_writable_dir, write_json, write_text

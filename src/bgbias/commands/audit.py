@@ -83,7 +83,7 @@ def _mask_models() -> list[str]:
 
 
 def run(args) -> int:
-    from ..audit import AuditConfig, run_audit
+    from ..auditing import AuditConfig, run_audit
 
     audit = run_audit(
         AuditConfig(

@@ -3,7 +3,7 @@
 import pytest
 
 from bgbias.adapters import AdapterOptions
-from bgbias.audit import AuditConfig, run_audit
+from bgbias.auditing import AuditConfig, run_audit
 from tests.browser import headless_chromium
 from tests.helpers import write_folder_dataset
 

@@ -3,8 +3,8 @@
 import numpy as np
 import torch
 
-from bgbias.audit.conditions import ConditionMaker, Variant, blend_alphas, same_class_partners
-from bgbias.audit.images import Pixels, inpaint_objects
+from bgbias.auditing.conditions import ConditionMaker, Variant, blend_alphas, same_class_partners
+from bgbias.auditing.images import Pixels, inpaint_objects
 from bgbias.backbones.small_cnn import RECIPE
 from bgbias.data.backgrounds import BackgroundBank
 

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from bgbias.adapters import AdapterOptions
-from bgbias.audit import AuditConfig, run_audit
+from bgbias.auditing import AuditConfig, run_audit
 from bgbias.cli import main
 from bgbias.errors import ModelOutputError
 from tests.helpers import write_folder_dataset

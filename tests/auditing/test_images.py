@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bgbias.audit.images import decode, find_images, make_missing_masks
+from bgbias.auditing.images import decode, find_images, make_missing_masks
 from bgbias.errors import DataError, MissingMasksError
 from tests.helpers import write_folder_dataset
 

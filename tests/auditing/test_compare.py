@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from bgbias.adapters import AdapterOptions
-from bgbias.audit.compare import compare_retrievals
+from bgbias.auditing.compare import compare_retrievals
 from bgbias.errors import ConfigError
 from tests.helpers import write_folder_dataset
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from bgbias.audit.metrics import (
+from bgbias.auditing.metrics import (
     area_quartiles,
     asymmetric_metrics,
     instance_metrics,
