@@ -37,12 +37,22 @@ _EXPORTS = {
     "attention_scores": "bgbias.attribution",
 }
 
-__all__ = ["__version__", *_EXPORTS]
-
+__all__ = [  # a literal list, so linters see the names; a test checks it matches _EXPORTS
+    "__version__",
+    "BGAugment",
+    "MaskedImageFolder",
+    "PairedTransform",
+    "paper_transforms",
+    "predict_masks",
+    "audit",
+    "AuditResult",
+    "retrieval_metrics",
+    "attention_scores",
+]
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports on first use
     from .attribution import attention_scores
-    from .augment import BGAugment
     from .auditing.api import AuditResult, audit
+    from .augment import BGAugment
     from .data.image_folder import MaskedImageFolder, paper_transforms
     from .data.transforms import PairedTransform
     from .masks.predict import predict_masks
