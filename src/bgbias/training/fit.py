@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from ..config import monitor_key, to_dict, to_yaml, validate
 from ..data.background_sets import resolve_source
 from ..errors import BgbiasError, ConfigError
 from ..io import write_text
-from ..progress import bars_enabled
+from ..progress import LogLines, bars_enabled, log_lines_enabled
 from .datamodule import MaskedDataModule
 from .module import EmbeddingModule
 from .run_folder import AtomicCheckpointIO, claimed_run_folder, loggers, resume_checkpoint
@@ -24,6 +25,27 @@ from .run_folder import AtomicCheckpointIO, claimed_run_folder, loggers, resume_
 
 class TrainingStopped(BgbiasError):
     """The training was told to stop (SIGTERM) before it finished; its last checkpoint is kept."""
+
+
+class LogProgress(L.Callback):
+    """Training progress as plain lines (steps, rate, ETA) when stderr is not a terminal, where
+    Lightning's bar would write carriage-return noise or nothing."""
+
+    def __init__(self) -> None:
+        self.lines: LogLines | None = None
+
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        total = trainer.estimated_stepping_batches  # inf for an endless loader
+        remaining = int(total - trainer.global_step) if math.isfinite(total) else None
+        self.lines = LogLines(remaining, "training", unit="step")
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        if self.lines is not None:
+            self.lines.update(1)
+
+    def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if self.lines is not None:
+            self.lines.close()
 
 
 def resolve_precision(precision: str, accelerator: str) -> str:
@@ -99,6 +121,7 @@ def fit(config: DictConfig, callbacks: list[L.Callback] | None = None) -> dict[s
                 checkpoint,
                 latest,
                 EarlyStopping(monitor=monitor, mode="max", patience=config.trainer.patience),
+                *([LogProgress()] if progress is None and log_lines_enabled() else []),
                 *(callbacks or []),
             ],
             num_sanity_val_steps=0,
