@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..errors import DataError
 from .datasets import scan, select_split, verify_files
+from .mask_sanity import check_masks, write_suspects
 
 
 @dataclass
@@ -19,6 +20,10 @@ class DatasetReport:
     has_masks_folder: bool = False
     unassigned_classes: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    # masks of suspect shape (bgbias.data.mask_sanity): not errors, but worth a look
+    suspect_masks: list[dict] = field(default_factory=list)
+    suspects_file: str | None = None
+    suspects_sheet: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -42,21 +47,39 @@ class DatasetReport:
                 f"{len(self.unassigned_classes)} class(es) in no split (unused), e.g. "
                 f"{self.unassigned_classes[0]!r}"
             )
+        if self.suspect_masks:
+            lines.append(
+                f"{len(self.suspect_masks)} suspect mask(s) (look at {self.suspects_sheet}; "
+                f"all in {self.suspects_file}):"
+            )
+            lines.extend(
+                f"  - {s['image']}: {'; '.join(s['problems'])}" for s in self.suspect_masks[:20]
+            )
+            if len(self.suspect_masks) > 20:
+                lines.append(f"  ... and {len(self.suspect_masks) - 20} more")
         if self.problems:
             lines.append(f"{len(self.problems)} problem(s):")
             lines.extend(f"  - {p}" for p in self.problems)
         else:
-            lines.append("no problems found")
+            lines.append(
+                "no problems found"
+                + (", but check the suspect masks" if self.suspect_masks else "")
+            )
         return "\n".join(lines)
 
 
-def check_dataset(root: str | os.PathLike, verify: str = "full") -> DatasetReport:
+def check_dataset(
+    root: str | os.PathLike, verify: str = "full", out: str | os.PathLike | None = None
+) -> DatasetReport:
     """Scan ``root`` and report all problems instead of raising at the first one.
 
     ``verify="full"`` decodes every image and mask (finds truncated files, coloured RGB or
     palette masks, 16-bit values out of range); ``"header"`` only reads file headers (sizes,
     EXIF orientation, mask modes), which is much faster on large datasets. The mask rules are
-    in :mod:`bgbias.decoding`.
+    in :mod:`bgbias.decoding`. With ``"full"``, masks of suspect shape (empty, full,
+    border-hugging, fragmented; :mod:`bgbias.data.mask_sanity`) are listed in
+    ``OUT/masks-suspects.json`` and a contact sheet ``OUT/masks-suspects.png`` (``out``
+    defaults to the masks folder).
     """
     listing = scan(root)
     report = DatasetReport(str(Path(root)), has_masks_folder=listing.masks_dir.is_dir())
@@ -68,6 +91,7 @@ def check_dataset(root: str | os.PathLike, verify: str = "full") -> DatasetRepor
             f"write one with `bgbias data split {listing.root}`)"
         )
     assigned = set()
+    masked: dict[str, tuple] = {}  # image id -> (image file, mask file), for the mask checks
     for split in splits:
         try:
             samples, classes, problems = select_split(listing, split, require_masks=False)
@@ -88,6 +112,24 @@ def check_dataset(root: str | os.PathLike, verify: str = "full") -> DatasetRepor
         if verify != "none":
             existing = [s for s in samples if s.mask is None or s.mask.is_file()]
             report.problems.extend(verify_files(existing, full=verify == "full"))
+            masked.update((s.id, (s.image, s.mask)) for s in existing if s.mask is not None)
     if listing.splits is not None:
         report.unassigned_classes = [c for c in listing.classes if c not in assigned]
+    if verify == "full" and masked:
+        _check_mask_shapes(report, masked, Path(out) if out else listing.masks_dir)
     return report
+
+
+def _check_mask_shapes(report: DatasetReport, masked: dict[str, tuple], out: Path) -> None:
+    broken = {p.split(":", 1)[0] for p in report.problems}  # unreadable: reported already
+    pairs = [(key, mask) for key, (_, mask) in sorted(masked.items()) if str(mask) not in broken]
+    try:
+        suspects = check_masks(pairs)
+    except DataError as exc:  # a mask the header check passed but decoding fails
+        report.problems.append(str(exc))
+        return
+    report.suspect_masks = [{"image": s.image, "problems": list(s.problems)} for s in suspects]
+    images = {key: image for key, (image, _) in masked.items()}
+    json_file, sheet = write_suspects(out, suspects, images, checked=len(pairs))
+    report.suspects_file = str(json_file)
+    report.suspects_sheet = str(sheet) if sheet else None

@@ -8,14 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.mask_sanity import THRESHOLD, binary
 from ..errors import DataError
 from ..io import load_mask
 
-THRESHOLD = 128
-
 
 def binarise(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
-    return np.asarray(load_mask(path, size)) >= THRESHOLD
+    return binary(load_mask(path, size))
 
 
 def pair_masks(
