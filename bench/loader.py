@@ -4,7 +4,8 @@ Both read the same JPEG photos and single-channel PNG masks (generated into a te
 real dataset sizes: CUB-200's are about 500x375) and make the same BN-Inception train crops from
 the same (index, seed) draws, in a torch DataLoader with 1 and 2 worker processes:
 
-* baseline, written the obvious way: ``Image.open().convert('RGB')`` (mask: ``convert('L')``),
+* baseline, written the obvious way: ``Image.open()``, ``draft('RGB', ...)`` (the same
+  reduced-size JPEG decoding bgbias uses), ``convert('RGB')`` (mask: ``convert('L')``),
   resize the shorter side to 256, RandomResizedCrop 227 (crop, then resize), flip, ToTensor,
   BGR x255, Normalize; the same on the mask;
 * bgbias: ``FolderDataset`` + ``PairedTransform(bninception, train=True)``: JPEGs decoded at
@@ -127,7 +128,11 @@ class TorchvisionStyle(Dataset):
     def __getitem__(self, key):
         index, seed = key
         sample = self.samples[index]
-        image = Image.open(sample.image).convert("RGB")
+        image = Image.open(sample.image)
+        # the same reduced-size JPEG decoding bgbias uses (DCT scaling down to the 256 side):
+        # the fair baseline, since any PIL pipeline can ask for it with one call
+        image.draft("RGB", shorter_side_size(*image.size, RECIPE.resize))
+        image = image.convert("RGB")
         mask = Image.open(sample.mask).convert("L")
         generator = torch.Generator().manual_seed(seed)
         x, m = torchvision_pipeline(image, mask, self.train, generator)

@@ -38,7 +38,6 @@ from ..decoding import (
 from ..errors import DataError, DataProblems, MissingMasksError
 from ..io import image_files, is_image_file, write_json
 
-SPLITS = ("train", "val", "test")
 # (image, mask[, generator]) -> (image (3, H, W), mask (1, H, W)). A transform with a
 # ``source_side`` attribute (PairedTransform) is given images as DecodedImage, which JPEGs may
 # be decoded at reduced resolution for (down to that shorter side).

@@ -31,9 +31,6 @@ from ..errors import DataError
 from ..io import save_image, write_json
 
 THRESHOLD = 128  # foreground = mask value >= 128 (of 0-255)
-SUSPECTS_JSON = "masks-suspects.json"
-SUSPECTS_SHEET = "masks-suspects.png"
-PROBLEMS = ("empty", "full", "border", "fragmented", "flip")
 
 
 @dataclass(frozen=True)
@@ -51,15 +48,11 @@ class SanityLimits:
 
 @dataclass(frozen=True)
 class SuspectMask:
-    """One flagged mask: ``problems`` as ``"code: detail"`` lines, codes from ``PROBLEMS``."""
+    """One flagged mask: ``problems`` as ``"code: detail"`` lines (codes: the module's list)."""
 
     image: str
     mask: str
     problems: tuple[str, ...]
-
-    @property
-    def codes(self) -> list[str]:
-        return [p.split(":", 1)[0] for p in self.problems]
 
 
 def binary(mask: np.ndarray | Image.Image) -> np.ndarray:
@@ -87,7 +80,7 @@ def mask_problems(
     on_border = float(ring.mean())
     if area <= limits.full and on_border > limits.border:
         problems.append(f"border: foreground on {100 * on_border:.0f}% of the border")
-    count, _, stats, _ = cv2.connectedComponentsWithStats(fg.astype(np.uint8), connectivity=8)
+    _, _, stats, _ = cv2.connectedComponentsWithStats(fg.astype(np.uint8), connectivity=8)
     parts = int((stats[1:, cv2.CC_STAT_AREA] >= limits.min_part * fg.size).sum())
     if parts > limits.parts:
         problems.append(f"fragmented: {parts} separate parts")
