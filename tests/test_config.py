@@ -6,11 +6,10 @@ from bgbias.config import (
     compose,
     from_dict,
     monitor_key,
-    preset,
-    preset_names,
     to_dict,
 )
 from bgbias.errors import ConfigError
+from bgbias.presets import preset, preset_names
 
 
 def test_paper_presets_are_all_there():

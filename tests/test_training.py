@@ -7,10 +7,11 @@ import lightning as L
 import pytest
 import torch
 
-from bgbias.config import compose, preset_names, to_dict
+from bgbias.config import compose, to_dict
 from bgbias.data.generate import BenchmarkConfig, generate_benchmark
 from bgbias.errors import CheckpointError, ConfigError, DataError
 from bgbias.losses import LOSSES
+from bgbias.presets import preset_names
 from bgbias.runs import load_trained_model
 from bgbias.training import (
     EmbeddingModule,
@@ -73,7 +74,7 @@ def test_every_preset_builds_model_loss_optimiser_and_data(name, bench, tmp_path
         assert len(optimizer.param_groups) == 1
     assert (datamodule.replacer is not None) == datamodule.val_set.has_masks
     batch = next(iter(datamodule.train_dataloader()))
-    assert batch[0].shape[0] == 8 and len(set(batch[2].tolist())) == 8 // spec.m_per_class
+    assert batch[0].shape[0] == 8 and len(set(batch[2].tolist())) == 8 // datamodule.m_per_class
 
 
 @pytest.mark.parametrize("loss", list(LOSSES))

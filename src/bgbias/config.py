@@ -1,18 +1,15 @@
 """Run configuration: typed sections, composed presets, dotted command-line overrides.
 
-A preset is ``<dataset>/<loss>/<mode>``: the dataset's training settings and the loss's tuned
-hyperparameters (both from the dataset's entry in :mod:`bgbias.data.catalog`, PAPER.md section
-5), and the mode: ``base``, ``bgaugment`` (BGAugment, best checkpoint by corrupted val MAP@R) or
-``base_corrupted`` (no BGAugment, selection on corrupted val). ``cars196``, ``cub200`` and
-``sop`` are the paper's 30 experiments (+ ``base_corrupted``), on the paper's background photos
-with fresh corrupted-validation draws every epoch; ``generated`` runs on the generated
-benchmark with procedural backgrounds and one fixed corrupted-validation draw.
-:func:`compose` validates the whole config before anything touches disk.
+A preset is ``<family>/<loss>/<mode>`` (:mod:`bgbias.presets`): the family's training settings
+and the loss's tuned hyperparameters, and the mode: ``base``, ``bgaugment`` (BGAugment, best
+checkpoint by corrupted val MAP@R) or ``base_corrupted`` (no BGAugment, selection on corrupted
+val). ``cars196``, ``cub200`` and ``sop`` are the paper's 30 experiments (+ ``base_corrupted``);
+``generated`` runs on the generated benchmark; ``folder`` fine-tunes a pretrained backbone on any
+catalogue folder. :func:`compose` validates the whole config before anything touches disk.
 """
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,8 +17,9 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from .data.registry import DATASETS, DatasetSpec
+from .data.registry import DATASETS
 from .errors import ConfigError
+from .presets import MODES, default_output_dir, preset
 
 CLEAN_MONITOR = "val/clean/map_at_r"
 CORRUPTED_MONITOR = "val/corrupted/map_at_r"
@@ -110,48 +108,6 @@ class TrainConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
 
 
-# --- presets ---------------------------------------------------------------------------------
-
-MODES = ("base", "bgaugment", "base_corrupted")  # PAPER.md section 5
-
-
-def _dataset_presets() -> dict[str, DatasetSpec]:
-    return {name: DATASETS.get(name) for name in DATASETS if DATASETS.get(name).training}
-
-
-def preset_names() -> list[str]:
-    return [
-        f"{name}/{loss}/{mode}"
-        for name, spec in _dataset_presets().items()
-        for loss in spec.loss_params
-        for mode in MODES
-    ]
-
-
-def preset(name: str) -> dict[str, Any]:
-    """The preset's settings as a plain nested dict (before overrides)."""
-    parts = name.split("/")
-    specs = _dataset_presets()
-    if (
-        len(parts) != 3
-        or parts[0] not in specs
-        or parts[1] not in specs[parts[0]].loss_params
-        or parts[2] not in MODES
-    ):
-        raise ConfigError(
-            f"unknown preset {name!r}; `bgbias list presets` prints all "
-            f"{len(preset_names())}, e.g. {preset_names()[0]}"
-        )
-    dataset, loss, mode = parts
-    spec = specs[dataset]
-    settings = copy.deepcopy(spec.training)
-    settings.setdefault("data", {})["dataset"] = dataset
-    settings["name"] = name
-    settings["loss"] = {"name": loss, **copy.deepcopy(spec.loss_params[loss])}
-    settings["mode"] = mode
-    return settings
-
-
 def compose(
     preset_name: str | None = None,
     overrides: list[str] | tuple[str, ...] = (),
@@ -165,7 +121,7 @@ def compose(
             if not Path(base).is_file():
                 raise ConfigError(f"{base}: config file not found")
             saved = OmegaConf.to_container(OmegaConf.load(base))
-            config = OmegaConf.merge(config, _migrate(saved))
+            config = OmegaConf.merge(config, saved)
         if preset_name is not None:
             config = OmegaConf.merge(config, preset(preset_name))
         bad = [o for o in overrides if "=" not in o]
@@ -175,14 +131,14 @@ def compose(
     except OmegaConfBaseException as exc:
         raise ConfigError(_omegaconf_message(exc)) from None
     if config.output_dir is None:
-        config.output_dir = str(Path("runs") / config.name)
+        config.output_dir = str(default_output_dir(config.name, config.data.root))
     return validate(config)
 
 
 def from_dict(values: dict[str, Any]) -> DictConfig:
     """A typed config from a saved dict (a checkpoint's or config.yaml's)."""
     try:
-        return OmegaConf.merge(OmegaConf.structured(TrainConfig), _migrate(values))
+        return OmegaConf.merge(OmegaConf.structured(TrainConfig), values)
     except OmegaConfBaseException as exc:
         raise ConfigError(_omegaconf_message(exc)) from None
 
@@ -194,21 +150,6 @@ def uses_bgaugment(config: DictConfig) -> bool:
 def monitor_key(config: DictConfig) -> str:
     """The validation metric that picks the best checkpoint (PAPER.md section 5)."""
     return CLEAN_MONITOR if config.mode == "base" else CORRUPTED_MONITOR
-
-
-def _migrate(values: Any) -> Any:
-    """bgbias 0.1 saved ``bgaugment`` and ``monitor`` where the run ``mode`` is now."""
-    if not isinstance(values, dict) or not ({"bgaugment", "monitor"} & set(values)):
-        return values
-    values = dict(values)
-    bgaugment, monitor = values.pop("bgaugment", False), values.pop("monitor", CLEAN_MONITOR)
-    values.setdefault(
-        "mode",
-        "bgaugment"
-        if bgaugment
-        else ("base_corrupted" if monitor == CORRUPTED_MONITOR else "base"),
-    )
-    return values
 
 
 VERIFY_LEVELS = ("none", "header", "full")

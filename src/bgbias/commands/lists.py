@@ -6,7 +6,7 @@ from ._common import add_command
 
 
 def _presets() -> list[str]:
-    from ..config import preset_names
+    from ..presets import preset_names
 
     return preset_names()
 

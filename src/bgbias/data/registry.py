@@ -5,9 +5,8 @@ settings the paper trains it with), and :func:`open_split` to read one split of 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from ..errors import DataError
 from ..registry import Registry
@@ -34,18 +33,14 @@ class DatasetSpec:
     """Everything bgbias knows about one dataset.
 
     ``classes``: the paper's class count per split, checked when a split is opened;
-    ``layouts``: the official distributions ``bgbias data import`` reads;
-    ``training``: preset settings for training on it (config sections, as a nested dict), with
-    ``loss_params`` the tuned hyperparameters of each loss (``params`` and ``lr``); datasets
-    with ``training`` get the ``<name>/<loss>/<mode>`` presets.
+    ``layouts``: the official distributions ``bgbias data import`` reads. How to train on it
+    lives apart, in :mod:`bgbias.presets`.
     """
 
     name: str
     description: str
     classes: dict[str, int] | None = None
     layouts: tuple[Layout, ...] = ()
-    training: dict[str, Any] | None = None
-    loss_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     missing_hint: str = "bring it into the generic folder layout (see `bgbias data check --help`)"
 
 

@@ -10,10 +10,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import compose, preset_names
+from ..config import compose
 from ..data.background_sets import resolve_source
 from ..errors import ConfigError
 from ..io import write_json
+from ..presets import preset_names
 
 STAGES = ("train", "evaluate", "attention")
 CELL_FILE = "cell.json"

@@ -84,10 +84,13 @@ class MaskedDataModule(L.LightningDataModule):
         m = self.m_per_class
         needed = math.ceil(data.batch_size / m)
         if self.train_set.num_classes < needed or data.batch_size % m:
+            classes = self.train_set.num_classes
+            fits = classes * m  # the largest batch these classes can fill
             raise ConfigError(
                 f"a batch of {data.batch_size} with {m} images per class needs {needed} train "
-                f"classes (and batch_size divisible by m); {data.root} has "
-                f"{self.train_set.num_classes}"
+                f"classes (and batch_size divisible by m); {data.root} has {classes}: set "
+                f"data.batch_size={fits} (or data.m_per_class), or put more classes in the "
+                f"train split (`bgbias data split {data.root} --train ...`)"
             )
 
     def train_dataloader(self) -> DataLoader:

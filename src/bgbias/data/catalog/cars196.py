@@ -1,5 +1,5 @@
 """Cars196 (Krause et al. 2013): 196 car models, 16,185 images; classes 0-73 train, 74-97 val,
-98-195 test (PAPER.md section 2).
+98-195 test (the paper's class-disjoint splits).
 
 Two distributions are in circulation, both read into the same classes (``000``-``195``, the
 1-based class index of the annotations minus one) and so the same splits: ``car_ims/`` with
@@ -14,7 +14,7 @@ from typing import Any
 
 from ...errors import DataError
 from ..registry import DatasetSpec, Entries, Layout, Splits, register
-from ._paper import paper_training, split_by_index
+from ._paper import split_by_index
 
 TRAIN_ANNOS = "devkit/cars_train_annos.mat"
 TEST_ANNOS = "cars_test_annos_withlabels.mat"
@@ -128,13 +128,5 @@ CARS196 = register(
             ),
         ),
         missing_hint="make it with `bgbias data import cars196 SOURCE --root {root}`",
-        training=paper_training("data/cars196"),
-        loss_params={
-            "contrastive": {"params": {"pos_margin": 0.2652, "neg_margin": 0.5409}},
-            "triplet": {"params": {"margin": 0.1190}},
-            "multi_similarity": {"params": {"alpha": 14.359, "beta": 75.835, "base": 0.6616}},
-            "arcface": {"params": {"margin": 20.522, "scale": 49.502}, "lr": 7.3985e-6},
-            "normalized_softmax": {"params": {"temperature": 0.08863}, "lr": 1.1046e-2},
-        },
     )
 )

@@ -1,12 +1,12 @@
 """CUB-200-2011 (Wah et al. 2011): 200 bird species, 11,788 images; labels < 75 train, 75-99 val,
->= 100 test in ImageFolder order (PAPER.md section 2)."""
+>= 100 test in ImageFolder order (the paper's class-disjoint splits)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from ..registry import DatasetSpec, Entries, Layout, Splits, register
-from ._paper import paper_training, split_by_index
+from ._paper import split_by_index
 
 
 def read_image_folders(base: Path, images_dir: Path) -> tuple[Entries, Splits]:
@@ -35,13 +35,5 @@ CUB200 = register(
             ),
         ),
         missing_hint="make it with `bgbias data import cub200 SOURCE --root {root}`",
-        training=paper_training("data/cub200"),
-        loss_params={
-            "contrastive": {"params": {"pos_margin": -0.2000, "neg_margin": 0.3841}},
-            "triplet": {"params": {"margin": 0.0961}},
-            "multi_similarity": {"params": {"alpha": 0.0100, "beta": 50.602, "base": 0.5625}},
-            "arcface": {"params": {"margin": 23.226, "scale": 100.0}, "lr": 5.1384e-3},
-            "normalized_softmax": {"params": {"temperature": 0.10875}, "lr": 4.4689e-3},
-        },
     )
 )

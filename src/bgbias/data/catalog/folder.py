@@ -1,5 +1,13 @@
-"""Any dataset already in the generic folder layout (see :mod:`bgbias.data.datasets`)."""
+"""Any dataset already in the generic folder layout (see :mod:`bgbias.data.datasets`): your own
+catalogue, trained with the ``folder/<loss>/<mode>`` presets."""
 
 from ..registry import DatasetSpec, register
 
-FOLDER = register(DatasetSpec("folder", "any dataset in the generic folder layout"))
+FOLDER = register(
+    DatasetSpec(
+        "folder",
+        "a dataset folder",
+        missing_hint="point data.root at a folder holding images/<class>/<photo> (with masks/ "
+        "and splits.json: see docs/own-catalogue.md), e.g. data.root=data/shop",
+    )
+)

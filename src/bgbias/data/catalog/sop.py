@@ -1,5 +1,5 @@
 """Stanford Online Products (Oh Song et al. 2016): 22,634 products, 120,053 images; Ebay_train
-classes < 8489 (0-based) train, the rest val, Ebay_test test (PAPER.md section 2)."""
+classes < 8489 (0-based) train, the rest val, Ebay_test test (the paper's class-disjoint splits)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from pathlib import Path
 
 from ...errors import DataError
 from ..registry import DatasetSpec, Entries, Layout, Splits, register
-from ._paper import paper_training
 
 TRAIN_CLASSES = 8489
 
@@ -56,13 +55,5 @@ SOP = register(
             ),
         ),
         missing_hint="make it with `bgbias data import sop SOURCE --root {root}`",
-        training=paper_training("data/sop"),
-        loss_params={
-            "contrastive": {"params": {"pos_margin": 0.2850, "neg_margin": 0.5130}},
-            "triplet": {"params": {"margin": 0.0452}},
-            "multi_similarity": {"params": {"alpha": 8.4925, "beta": 57.389, "base": 0.4167}},
-            "arcface": {"params": {"margin": 18.632, "scale": 220.36}, "lr": 2.0187e-3},
-            "normalized_softmax": {"params": {"temperature": 0.06306}, "lr": 5.4683e-4},
-        },
     )
 )
