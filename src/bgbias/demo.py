@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .data.generate import BenchmarkConfig, benchmark_matches, generate_benchmark
+from .data.benchmark_config import BenchmarkConfig
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     from .attention import score_models
     from .auditing.compare import compare_retrievals
     from .config import compose
+    from .data.generate import benchmark_matches, generate_benchmark
     from .evaluation import evaluate_model
     from .io import copy_file, ensure_writable_dir, write_json, write_text
     from .report import bar_chart, build_table, to_latex, to_markdown
