@@ -20,7 +20,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from .data.registry import DATASETS, DatasetSpec
+from .data.dataset_spec import DatasetSpec
+from .data.registry import DATASETS
 from .errors import ConfigError
 
 CLEAN_MONITOR = "val/clean/map_at_r"

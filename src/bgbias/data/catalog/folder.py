@@ -1,5 +1,6 @@
 """Any dataset already in the generic folder layout (see :mod:`bgbias.data.datasets`)."""
 
-from ..registry import DatasetSpec, register
+from ..dataset_spec import DatasetSpec
+from ..registry import register
 
 FOLDER = register(DatasetSpec("folder", "any dataset in the generic folder layout"))

@@ -1,7 +1,8 @@
 """The generated benchmark (:mod:`bgbias.data.generate`): a laptop-CPU stand-in for the paper's
 datasets, trained with a small CNN from scratch."""
 
-from ..registry import DatasetSpec, register
+from ..dataset_spec import DatasetSpec
+from ..registry import register
 
 GENERATED = register(
     DatasetSpec(
