@@ -55,7 +55,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     from .data.generate import benchmark_matches, generate_benchmark
     from .evaluation import evaluate_model
     from .io import copy_file, ensure_writable_dir, write_json, write_text
-    from .report import bar_chart, build_table, to_latex, to_markdown
+    from .report import build_table, table_figure, to_latex, to_markdown
     from .training import fit
 
     started = time.perf_counter()
@@ -113,7 +113,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     table = build_table(list(evaluations.values()))
     write_text(out / "table.md", to_markdown(table))
     write_text(out / "table.tex", to_latex(table))
-    bar_chart(table, out / "map_at_r.png")
+    table_figure(table, out / "map_at_r.png")
     copy_file(out / "attention" / "attribution.png", out / "attribution.png")
     compare_retrievals(
         [runs[mode]["best_checkpoint"] for mode in runs],

@@ -36,7 +36,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     if args.compare:
-        from ..report.compare import compare_results
+        from ..report.write import compare_results
 
         _, written = compare_results(args.results, args.compare, args.out)
         print(written[0].read_text(), end="")
