@@ -130,6 +130,22 @@ def test_fit_writes_run_folder_and_checkpoints(bench, tmp_path):
     assert not trained.model.training
 
 
+def test_lightning_info_lines_only_with_verbose(bench, tmp_path):
+    # the CLI as users run it: Lightning's import resets its loggers to INFO after the CLI
+    # chose their level, so only a real process shows whether the banners stay hidden
+    banners = ("GPU available", "Tip:", "Automatic Mixed Precision", "`Trainer.fit` stopped")
+    stderr = {}
+    for verbose in ([], ["-v"]):
+        out = tmp_path / ("verbose" if verbose else "quiet")
+        overrides = small(bench, out, "validate_untrained=false", "trainer.precision=bf16-mixed")
+        command = [sys.executable, "-m", "bgbias", *verbose, "train", "generated/triplet/base"]
+        result = subprocess.run([*command, *overrides], capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
+        stderr[bool(verbose)] = result.stderr
+    assert [b for b in banners if b in stderr[False]] == [], stderr[False]
+    assert [b for b in banners if b not in stderr[True]] == [], stderr[True]
+
+
 class StopAfterFirstEpoch(L.Callback):
     """Ends the run after epoch 0 as a kill would, with the schedule of the full run."""
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .data.generate import BenchmarkConfig, benchmark_matches, generate_benchmark
+from .data.benchmark_config import BenchmarkConfig
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +52,10 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     from .attention import score_models
     from .auditing.compare import compare_retrievals
     from .config import compose
+    from .data.generate import benchmark_matches, generate_benchmark
     from .evaluation import evaluate_model
     from .io import copy_file, ensure_writable_dir, write_json, write_text
-    from .report import bar_chart, build_table, to_latex, to_markdown
+    from .report import build_table, table_figure, to_latex, to_markdown
     from .training import fit
 
     started = time.perf_counter()
@@ -112,7 +113,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     table = build_table(list(evaluations.values()))
     write_text(out / "table.md", to_markdown(table))
     write_text(out / "table.tex", to_latex(table))
-    bar_chart(table, out / "map_at_r.png")
+    table_figure(table, out / "map_at_r.png")
     copy_file(out / "attention" / "attribution.png", out / "attribution.png")
     compare_retrievals(
         [runs[mode]["best_checkpoint"] for mode in runs],

@@ -4,10 +4,12 @@ once, with a clear error for a device this machine does not have."""
 from __future__ import annotations
 
 import re
-
-import torch
+from typing import TYPE_CHECKING
 
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
 
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
@@ -22,6 +24,8 @@ def check_device_name(name: str) -> str:
 def resolve_device(name: str | torch.device) -> torch.device:
     """``auto``: the first CUDA GPU when torch sees one, else the CPU. A device this machine
     lacks raises a ConfigError naming it."""
+    import torch  # here, not at the top: the CLI checks device names without loading torch
+
     if isinstance(name, torch.device):
         return name
     check_device_name(name)

@@ -6,7 +6,8 @@ import pytest
 
 from bgbias.cli import main
 from bgbias.errors import BgbiasError
-from bgbias.report.compare import collect, compare, compare_results, published
+from bgbias.report.compare import collect, compare, published
+from bgbias.report.write import compare_results
 
 
 def _eval(folder, dataset, loss, mode, clean, corrupted, std=0.001, split="test"):

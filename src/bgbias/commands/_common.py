@@ -1,16 +1,78 @@
-"""What the commands share: the help formatter, checked option types and common options."""
+"""What the commands share: the help formatter, checked option types and common options.
+
+Building the parser imports nothing heavy (no torch, numpy, Lightning): option values that are
+a registry's names are checked by :class:`RegistryChoice` when a value is given, since filling
+a registry imports its entries."""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+import importlib
+import textwrap
+from collections.abc import Callable, Iterable
 
 from ..devices import check_device_name
 from ..errors import ConfigError
 
+EMPTY_DEFAULTS = (None, "", [], ())
+
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Shows every option's default; keeps descriptions' line breaks."""
+    """Shows an option's default once; keeps descriptions' line breaks.
+
+    No "(default: ...)" is added where the help already says its default in words, nor for an
+    empty default (None, "", []) or a flag's, which say nothing a user could type."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        flag = action.nargs == 0  # store_true/store_false/count: the default is "not given"
+        if flag or action.default in EMPTY_DEFAULTS or "default" in text:
+            return text
+        return super()._get_help_string(action)
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        # as argparse's, but `bgbias list mask-models` is never broken at its hyphen
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+
+def registry_names(path: str) -> Callable[[], list[str]]:
+    """The names of the registry at ``path`` (``package.module.NAME``), imported when called."""
+
+    def names() -> list[str]:
+        module, name = path.rsplit(".", 1)
+        return getattr(importlib.import_module(module), name).names()
+
+    return names
+
+
+class RegistryChoice(argparse.Action):
+    """An option (or argument) whose valid values are ``names()``: checked when a value is
+    given, not when the parser is built, so ``--help`` never fills a registry (and imports
+    torch). ``listed_by``: the command that lists the names, added to the help."""
+
+    def __init__(
+        self,
+        option_strings: list[str],
+        dest: str,
+        names: Callable[[], Iterable[str]],
+        listed_by: str | None = None,
+        help: str | None = None,
+        **kwargs,
+    ):
+        if listed_by:
+            help = f"{help}; see `{listed_by}`"
+        super().__init__(option_strings, dest, help=help, **kwargs)
+        self.names = names
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        given = values if isinstance(values, list) else [values]
+        valid = list(self.names())
+        for value in given:
+            if value is not None and value not in valid:
+                raise argparse.ArgumentError(
+                    self, f"invalid choice: {value!r} (choose from {', '.join(valid)})"
+                )
+        setattr(namespace, self.dest, values)
 
 
 def add_command(
@@ -133,16 +195,16 @@ def adapter_options(args: argparse.Namespace):
     )
 
 
-def mask_model_names() -> list[str]:
-    from ..masks.predictors import PREDICTORS
-
-    return PREDICTORS.names()
+MASK_MODELS = registry_names("bgbias.masks.predictors.PREDICTORS")
 
 
 def add_fill(parser: argparse.ArgumentParser) -> None:
     """--fill: what test-time background removal fills removed backgrounds with."""
-    from ..removal import FILLS
-
     parser.add_argument(
-        "--fill", default="mean", choices=FILLS.names(), help="what removed backgrounds become"
+        "--fill",
+        default="mean",
+        action=RegistryChoice,
+        names=registry_names("bgbias.removal.FILLS"),
+        listed_by="bgbias list fills",
+        help="what removed backgrounds become",
     )

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from ._common import adapter_options, add_command, add_device, add_model_options, int_at_least
+from ._common import (
+    MASK_MODELS,
+    RegistryChoice,
+    adapter_options,
+    add_command,
+    add_device,
+    add_model_options,
+    int_at_least,
+)
 
 
 def register(subparsers) -> None:
@@ -42,7 +50,9 @@ def register(subparsers) -> None:
     )
     parser.add_argument(
         "--mask-model",
-        choices=_mask_models(),
+        action=RegistryChoice,
+        names=MASK_MODELS,
+        listed_by="bgbias list mask-models",
         help="make missing masks with this model (cached: a rerun reuses them)",
     )
     parser.add_argument(
@@ -74,12 +84,6 @@ def register(subparsers) -> None:
     parser.add_argument("--batch-size", type=int_at_least(1), default=64, help="images per batch")
     add_device(parser)
     parser.set_defaults(func=run)
-
-
-def _mask_models() -> list[str]:
-    from ..masks.predictors import PREDICTORS
-
-    return PREDICTORS.names()
 
 
 def run(args) -> int:

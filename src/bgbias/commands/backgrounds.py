@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._common import add_command
+from ._common import RegistryChoice, add_command, registry_names
 
 
 def register(subparsers) -> None:
@@ -19,18 +19,18 @@ def register(subparsers) -> None:
         "from a local copy with --from DIR (offline); each is checked against the sha256 in "
         "the manifest shipped with bgbias before it is installed. Run again to resume.",
     )
-    fetch.add_argument("name", choices=_sets(), help="background set")
+    fetch.add_argument(
+        "name",
+        action=RegistryChoice,
+        names=registry_names("bgbias.data.background_sets.BACKGROUND_SETS"),
+        listed_by="bgbias backgrounds list",
+        help="background set",
+    )
     fetch.add_argument("--from", dest="source", help="a local copy: a folder with val/ and test/")
     fetch.add_argument(
         "--url", help="download URL template with {split} and {name} (another mirror)"
     )
     fetch.set_defaults(func=fetch_)
-
-
-def _sets() -> list[str]:
-    from ..data.background_sets import BACKGROUND_SETS
-
-    return BACKGROUND_SETS.names()
 
 
 def list_(args) -> int:

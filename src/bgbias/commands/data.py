@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from ..data.generate import BenchmarkConfig
-from ._common import add_command, fraction, int_at_least
+from ..data.benchmark_config import BenchmarkConfig
+from ._common import RegistryChoice, add_command, fraction, int_at_least
 
 BENCHMARK_OPTIONS = {
     "image_size": (int_at_least(16), "image side in pixels"),
@@ -50,7 +50,13 @@ def register(subparsers) -> None:
         "folders (linked, not copied). Writes ROOT/index.csv and ROOT/splits.json with the "
         "paper's class-disjoint splits.",
     )
-    imp.add_argument("name", choices=_importable(), help="dataset")
+    imp.add_argument(
+        "name",
+        action=RegistryChoice,
+        names=_importable,
+        listed_by="bgbias list datasets",
+        help="dataset with official files to read",
+    )
     imp.add_argument("sources", nargs="+", metavar="SOURCE", help="archives or folders")
     imp.add_argument("--root", required=True, help="dataset folder to write")
     imp.set_defaults(func=import_)

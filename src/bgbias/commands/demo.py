@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..demo import DemoConfig
-from ._common import add_command, int_at_least
+from ._common import RegistryChoice, add_command, int_at_least, registry_names
 
 
 def register(subparsers) -> None:
@@ -26,7 +26,12 @@ def register(subparsers) -> None:
         "--epochs", type=int_at_least(1), default=defaults.epochs, help="epochs of 100 steps"
     )
     parser.add_argument(
-        "--loss", default=defaults.loss, choices=_losses(), help="DML loss of both models"
+        "--loss",
+        default=defaults.loss,
+        action=RegistryChoice,
+        names=registry_names("bgbias.losses.LOSSES"),
+        listed_by="bgbias list losses",
+        help="DML loss of both models",
     )
     parser.add_argument(
         "--repeats",
@@ -39,12 +44,6 @@ def register(subparsers) -> None:
         "overrides", nargs="*", metavar="key=value", help="extra training overrides"
     )
     parser.set_defaults(func=run)
-
-
-def _losses() -> list[str]:
-    from ..losses import LOSSES
-
-    return LOSSES.names()
 
 
 def run(args) -> int:

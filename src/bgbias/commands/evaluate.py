@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from ._common import (
+    MASK_MODELS,
+    RegistryChoice,
     adapter_options,
     add_command,
     add_device,
     add_fill,
     add_model_options,
     int_at_least,
-    mask_model_names,
 )
 
 
@@ -44,7 +45,9 @@ def register(subparsers) -> None:
         "--query-masking",
         nargs="?",
         const="u2netp",
-        choices=mask_model_names(),
+        action=RegistryChoice,
+        names=MASK_MODELS,
+        listed_by="bgbias list mask-models",
         metavar="MASK_MODEL",
         help="test-time background removal: every image's background (clean and replaced) is "
         "removed by MASK_MODEL before embedding (u2netp when none is named); the result gives "

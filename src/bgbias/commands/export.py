@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from ._common import adapter_options, add_command, add_model_options, int_at_least
+from ._common import (
+    RegistryChoice,
+    adapter_options,
+    add_command,
+    add_model_options,
+    int_at_least,
+    registry_names,
+)
 
 
 def register(subparsers) -> None:
@@ -22,16 +29,14 @@ def register(subparsers) -> None:
     add_model_options(parser)
     parser.add_argument("out", help="output file (.onnx, or .pt/.ts for TorchScript)")
     parser.add_argument(
-        "--format", choices=_formats(), help="file format (default: from OUT's suffix)"
+        "--format",
+        action=RegistryChoice,
+        names=registry_names("bgbias.export.EXPORT_FORMATS"),
+        listed_by="bgbias list export-formats",
+        help="file format (default: from OUT's suffix)",
     )
     parser.add_argument("--opset", type=int_at_least(11), default=17, help="ONNX opset")
     parser.set_defaults(func=run)
-
-
-def _formats() -> list[str]:
-    from ..export import EXPORT_FORMATS
-
-    return EXPORT_FORMATS.names()
 
 
 def run(args) -> int:

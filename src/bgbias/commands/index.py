@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from ._common import adapter_options, add_command, add_device, add_model_options, int_at_least
+from ._common import (
+    RegistryChoice,
+    adapter_options,
+    add_command,
+    add_device,
+    add_model_options,
+    int_at_least,
+    registry_names,
+)
 
 
 def register(subparsers) -> None:
@@ -25,7 +33,9 @@ def register(subparsers) -> None:
         "--index",
         dest="index_type",
         default="flat",
-        choices=_index_types(),
+        action=RegistryChoice,
+        names=registry_names("bgbias.search.index.INDEX_TYPES"),
+        listed_by="bgbias list index-types",
         help="flat: exact; ivf, hnsw: approximate, for large catalogues (recall@10 reported)",
     )
     parser.add_argument("--split", help="only this split's classes (a bgbias dataset folder)")
@@ -39,12 +49,6 @@ def register(subparsers) -> None:
     parser.add_argument("--workers", type=int_at_least(1), default=2, help="decoding threads")
     add_device(parser)
     parser.set_defaults(func=run)
-
-
-def _index_types() -> list[str]:
-    from ..search.index import INDEX_TYPES
-
-    return INDEX_TYPES.names()
 
 
 def run(args) -> int:

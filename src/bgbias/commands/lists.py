@@ -36,6 +36,12 @@ def _models() -> list[str]:
     return lines
 
 
+def _published() -> list[str]:
+    from ..report.compare import PUBLISHED, published
+
+    return [f"{name:24} {published(name)[0]}" for name in PUBLISHED]
+
+
 KINDS = {
     "presets": _presets,
     "losses": _described("bgbias.losses.LOSSES", lambda s: s.display_name),
@@ -47,12 +53,14 @@ KINDS = {
     ),
     "models": _models,
     "mask-models": _described("bgbias.masks.predictors.PREDICTORS", lambda p: ""),
+    "mask-engines": _described("bgbias.masks.predictors.U2NET_ENGINES", lambda e: ""),
     "background-sets": _described(
         "bgbias.data.background_sets.BACKGROUND_SETS", lambda s: s.description
     ),
     "launchers": _described("bgbias.reproduce.launchers.LAUNCHERS", lambda s: s.description),
     "index-types": _described("bgbias.search.index.INDEX_TYPES", lambda t: t.description),
     "export-formats": _described("bgbias.export.EXPORT_FORMATS", lambda f: ", ".join(f.suffixes)),
+    "published": _published,
     "fills": _described(
         "bgbias.removal.FILLS", lambda f: "the recipe's mean colour" if f.rgb is None else f.rgb
     ),

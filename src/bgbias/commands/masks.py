@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from ._common import add_command, add_device, int_at_least
+from ._common import MASK_MODELS, RegistryChoice, add_command, add_device, int_at_least
 
 
 def register(subparsers) -> None:
@@ -18,7 +18,14 @@ def register(subparsers) -> None:
     )
     parser.add_argument("images", help="image folder")
     parser.add_argument("masks", help="mask folder to write")
-    parser.add_argument("--model", default="u2net", choices=_mask_models(), help="mask model")
+    parser.add_argument(
+        "--model",
+        default="u2net",
+        action=RegistryChoice,
+        names=MASK_MODELS,
+        listed_by="bgbias list mask-models",
+        help="mask model",
+    )
     parser.add_argument("--shard", default="0/1", help="K/N: every N-th image from the K-th")
     add_device(parser)
     parser.add_argument(
@@ -29,7 +36,9 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--backend",
         default="auto",
-        choices=["auto", *_backends()],
+        action=RegistryChoice,
+        names=_backends,
+        listed_by="bgbias list mask-engines",
         help="mask engine; auto: onnxruntime on a CPU (measured faster), torch on a GPU",
     )
     parser.add_argument(
@@ -67,13 +76,7 @@ def register(subparsers) -> None:
 def _backends() -> list[str]:
     from ..masks.predictors import U2NET_ENGINES
 
-    return U2NET_ENGINES.names()
-
-
-def _mask_models() -> list[str]:
-    from ..masks.predictors import PREDICTORS
-
-    return PREDICTORS.names()
+    return ["auto", *U2NET_ENGINES.names()]
 
 
 def run(args) -> int:

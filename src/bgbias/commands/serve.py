@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from ._common import (
+    MASK_MODELS,
+    RegistryChoice,
     add_command,
     add_device,
     add_fill,
     int_at_least,
-    mask_model_names,
     positive_number,
 )
 
@@ -31,7 +32,9 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--mask-model",
         default="u2netp",
-        choices=mask_model_names(),
+        action=RegistryChoice,
+        names=MASK_MODELS,
+        listed_by="bgbias list mask-models",
         help="mask model of the remove-background switch",
     )
     add_fill(parser)

@@ -29,36 +29,13 @@ from PIL import Image, ImageDraw
 
 from ..errors import ConfigError, DataError, OutputError
 from ..io import ensure_writable_dir, move_aside, remove_tree, write_json
+from .benchmark_config import BenchmarkConfig
 from .procedural import texture
 
 FORMAT_VERSION = 2  # bumped whenever the generator draws different pixels
 SUPERSAMPLE = 4  # shapes are drawn this much larger, then box-filtered: soft, exact mask edges
 PNG_OPTIONS = {"compress_level": 1}  # fast zlib level: quicker writes, slightly larger files
-
-
-@dataclass(frozen=True)
-class BenchmarkConfig:
-    """Sizes and difficulty of the generated benchmark (defaults fit a 2-core laptop CPU)."""
-
-    image_size: int = 64
-    train_classes: int = 80  # with 40, object features carried over poorly to unseen test classes
-    val_classes: int = 10
-    test_classes: int = 30
-    images_per_class: int = 20
-    home_probability: float = 0.9  # chance that an image is shot on its class's home scene
-    object_scale: tuple[float, float] = (0.3, 0.4)  # object radius / image side
-    rotation_degrees: float = 25.0
-    seed: int = 0
-
-    def __post_init__(self):
-        if self.image_size < 16:
-            raise ConfigError("image_size must be at least 16")
-        if min(self.train_classes, self.val_classes, self.test_classes) < 1:
-            raise ConfigError("every split needs at least one class")
-        if self.images_per_class < 2:
-            raise ConfigError("images_per_class must be at least 2 (retrieval needs pairs)")
-        if not 0.0 <= self.home_probability <= 1.0:
-            raise ConfigError("home_probability must be in [0, 1]")
+DEFAULT_BENCHMARK = BenchmarkConfig()
 
 
 # --- object classes -------------------------------------------------------------------------
@@ -244,7 +221,7 @@ def _view(scene: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
 
 def generate_benchmark(
     out: str | Path,
-    config: BenchmarkConfig = BenchmarkConfig(),
+    config: BenchmarkConfig = DEFAULT_BENCHMARK,
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict:

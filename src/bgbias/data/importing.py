@@ -2,7 +2,7 @@
 
 ``import_dataset(name, sources, root)`` takes the official archives (extracted into
 ROOT/images) or extracted folders (linked from ROOT/images, not copied), recognises one of the
-dataset's layouts (:class:`bgbias.data.registry.Layout`), then writes ROOT/index.csv (image
+dataset's layouts (:class:`bgbias.data.dataset_spec.Layout`), then writes ROOT/index.csv (image
 path, class), ROOT/splits.json (the paper's class-disjoint splits) and ROOT/dataset.json.
 """
 

@@ -1,23 +1,25 @@
 """Reports: the paper's tables (Markdown, LaTeX, CSV) and figures from result files, and the
-comparison with the paper's published numbers."""
+comparison with the paper's published numbers.
 
-from .figures import attribution_figure, bar_chart
+Layers, one way: the leaves :mod:`.format` (shared marks, escaping) and :mod:`.results`
+(result files) under :mod:`.tables`, :mod:`.compare` and :mod:`.figures` (plain numbers in, PNG
+out), which do not import one another, and :mod:`.write` over all three."""
+
+from .figures import attribution_figure
+from .format import METRIC_TITLES, MISSING
+from .results import find_results, load_result
 from .tables import (
     FORMATS,
-    METRIC_TITLES,
-    MISSING,
     SUFFIXES,
     Cell,
     Table,
     attention_table,
     build_table,
-    find_results,
-    load_result,
     to_csv,
     to_latex,
     to_markdown,
-    write_report,
 )
+from .write import compare_results, table_figure, write_report
 
 __all__ = [
     "FORMATS",
@@ -28,10 +30,11 @@ __all__ = [
     "Table",
     "attention_table",
     "attribution_figure",
-    "bar_chart",
     "build_table",
+    "compare_results",
     "find_results",
     "load_result",
+    "table_figure",
     "to_csv",
     "to_latex",
     "to_markdown",

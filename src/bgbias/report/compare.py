@@ -1,5 +1,5 @@
 """bgbias's results beside published ones (the paper's two tables, PAPER.md section 9), with the
-difference: Markdown, LaTeX, CSV and a figure.
+difference: Markdown, LaTeX and CSV (:mod:`bgbias.report.write` writes them, with a figure).
 
 Results are found under the given folders: evaluation files (``*.eval.json``, MAP@R clean and
 over replaced backgrounds) and attention summaries (``summary.json`` of ``bgbias attention``),
@@ -19,10 +19,10 @@ from importlib import resources
 from pathlib import Path
 
 from ..errors import BgbiasError
-from ..io import write_text
 from ..registry import Registry
 from ..runs import row_label
-from .tables import MISSING, _tex, load_result
+from .format import MISSING, tex_escape
+from .results import load_result
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str, str]  # dataset, loss, mode
@@ -213,7 +213,7 @@ def to_latex(comparison: Comparison) -> str:
         )
         lines.append(r"\midrule")
         for key in comparison.rows:
-            cells = [_tex(_label(key)), _tex(key[0])] + [
+            cells = [tex_escape(_label(key)), tex_escape(key[0])] + [
                 c.replace(MISSING, "--")
                 for q in quantities
                 for c in _cells(comparison, key, q, r"$\pm$")
@@ -255,26 +255,6 @@ def to_csv(comparison: Comparison) -> str:
     return buffer.getvalue()
 
 
-def compare_results(
-    paths: list[str | os.PathLike], reference: str = "paper", out: str | os.PathLike | None = None
-) -> tuple[Comparison, list[Path]]:
-    """Compare the results under ``paths`` with the published ``reference``; write ``OUT.md``,
-    ``OUT.tex``, ``OUT.csv`` and ``OUT.png`` (default ``<first folder>/compare-<reference>``)."""
-    from .figures import comparison_figure
-
-    comparison = compare(paths, reference)
-    if out is None:
-        first = Path(paths[0])
-        out = (first if first.is_dir() else first.parent) / f"compare-{reference}"
-    out = Path(out)
-    written = []
-    for suffix, render in ((".md", to_markdown), (".tex", to_latex), (".csv", to_csv)):
-        write_text(out.with_suffix(suffix), render(comparison))
-        written.append(out.with_suffix(suffix))
-    written.append(comparison_figure(comparison, out.with_suffix(".png")))
-    return comparison, written
-
-
 def as_points(comparison: Comparison, quantity: str) -> list[tuple[Key, float, float]]:
     """(key, bgbias, paper) for every row where both have ``quantity``."""
     points = []
@@ -284,4 +264,4 @@ def as_points(comparison: Comparison, quantity: str) -> list[tuple[Key, float, f
     return points
 
 
-__all__ = ["PUBLISHED", "Comparison", "compare", "compare_results", "published"]
+__all__ = ["PUBLISHED", "Comparison", "compare", "published"]

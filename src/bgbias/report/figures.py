@@ -1,41 +1,52 @@
-"""Figures (PNG): result bar charts and attribution-map grids."""
+"""Figures (PNG) from plain numbers: result bar charts, agreement with published numbers, and
+attribution-map grids. They know nothing of tables or comparisons (:mod:`bgbias.report.write`
+turns those into numbers), so every report module can use them."""
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
 
 from ..io import atomic_write
-from .tables import METRIC_TITLES, Table
+
+# (clean, replaced-background mean, its std) of one model: a pair of bars, None where missing
+Bars = tuple[float | None, float | None, float | None]
+# (dataset, mode, bgbias's value, the published value) of one model: a point
+Agreement = tuple[str, str, float, float]
+MODE_MARKERS = {"base": "o", "bgaugment": "^", "base_corrupted": "s"}
 
 
-def bar_chart(table: Table, path: str | os.PathLike) -> Path:
-    """Grouped bars per model, clean vs corrupted (error bar: std over repeats); one panel per
-    dataset. Missing cells leave an empty slot."""
-    import numpy as np
-
+def bar_chart(
+    labels: list[str], panels: dict[str, list[Bars]], ylabel: str, path: str | os.PathLike
+) -> Path:
+    """Grouped bars per model (``labels``), clean vs replaced backgrounds (error bar: std over
+    repeats); one panel per key of ``panels``, whose bars follow ``labels``. A missing value
+    leaves an empty slot."""
     plt = pyplot()
 
-    n = len(table.datasets)
     fig, axes = plt.subplots(
-        1, n, figsize=(max(5.0, 0.9 * len(table.rows) + 2) * n, 4.2), squeeze=False
+        1, len(panels), figsize=(max(5.0, 0.9 * len(labels) + 2) * len(panels), 4.2), squeeze=False
     )
-    x = np.arange(len(table.rows))
-    for ax, dataset in zip(axes[0], table.datasets, strict=True):
-        cells = [table.cell(r, dataset) for r in table.rows]
-        clean = [100 * c.clean if c.clean is not None else np.nan for c in cells]
-        mean = [100 * c.corrupted_mean if c.corrupted_mean is not None else np.nan for c in cells]
-        std = [
-            100 * (c.corrupted_std or 0.0) if c.corrupted_mean is not None else 0.0 for c in cells
-        ]
-        ax.bar(x - 0.2, clean, 0.4, label="clean", color="#4C72B0")
+    x = range(len(labels))
+    for ax, (title, bars) in zip(axes[0], panels.items(), strict=True):
+        clean = [math.nan if c is None else c for c, _, _ in bars]
+        mean = [math.nan if m is None else m for _, m, _ in bars]
+        std = [0.0 if m is None else (s or 0.0) for _, m, s in bars]
+        ax.bar([i - 0.2 for i in x], clean, 0.4, label="clean", color="#4C72B0")
         ax.bar(
-            x + 0.2, mean, 0.4, yerr=std, capsize=3, label="replaced backgrounds", color="#DD8452"
+            [i + 0.2 for i in x],
+            mean,
+            0.4,
+            yerr=std,
+            capsize=3,
+            label="replaced backgrounds",
+            color="#DD8452",
         )
-        ax.set_xticks(x, table.rows, rotation=25, ha="right")
-        ax.set_ylabel(f"{METRIC_TITLES.get(table.metric, table.metric)} x 100")
-        ax.set_title(dataset)
+        ax.set_xticks(list(x), labels, rotation=25, ha="right")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
         ax.set_ylim(0, 100)
         ax.grid(axis="y", alpha=0.3)
     # outside the panels: inside, it covered the tallest bars
@@ -91,33 +102,28 @@ def save_figure(fig, path, dpi: int) -> Path:
     return path
 
 
-def comparison_figure(comparison, path: str | os.PathLike) -> Path:
-    """bgbias against the published numbers, one panel per quantity (clean MAP@R, MAP@R over
-    replaced backgrounds, attention score): one point per model and dataset, the diagonal is
-    perfect agreement."""
-    from .compare import QUANTITIES, TITLES, as_points
-
+def agreement_chart(panels: dict[str, list[Agreement]], path: str | os.PathLike) -> Path:
+    """bgbias against published numbers, one panel per title: one point per model and dataset
+    (colour: dataset, marker: mode); the diagonal is perfect agreement."""
     plt = pyplot()
-    fig, axes = plt.subplots(1, len(QUANTITIES), figsize=(4.2 * len(QUANTITIES), 4.2))
-    markers = {"base": "o", "bgaugment": "^", "base_corrupted": "s"}
-    colors = {}
-    for ax, quantity in zip(axes, QUANTITIES, strict=True):
-        points = as_points(comparison, quantity)
-        for (dataset, _, mode), ours, theirs in points:
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.2), squeeze=False)
+    colors: dict[str, str] = {}
+    for ax, (title, points) in zip(axes[0], panels.items(), strict=True):
+        for dataset, mode, ours, theirs in points:
             color = colors.setdefault(dataset, f"C{len(colors)}")
-            ax.scatter(theirs, ours, color=color, marker=markers.get(mode, "x"), s=36)
-        values = [v for _, a, b in points for v in (a, b)] or [0.0, 1.0]
+            ax.scatter(theirs, ours, color=color, marker=MODE_MARKERS.get(mode, "x"), s=36)
+        values = [v for *_, ours, theirs in points for v in (ours, theirs)] or [0.0, 1.0]
         low, high = min(values), max(values)
         pad = 0.05 * (high - low or 1.0)
         ax.plot([low - pad, high + pad], [low - pad, high + pad], color="0.6", lw=1, zorder=0)
         if not points:
             ax.text(0.5, 0.5, "no model has both numbers", ha="center", transform=ax.transAxes)
-        ax.set_title(TITLES[quantity])
+        ax.set_title(title)
         ax.set_xlabel("paper")
         ax.set_ylabel("bgbias")
         ax.grid(alpha=0.3)
     handles = [
         plt.Line2D([], [], color=c, marker="o", ls="", label=d) for d, c in colors.items()
-    ] + [plt.Line2D([], [], color="0.3", marker=m, ls="", label=k) for k, m in markers.items()]
-    axes[-1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    ] + [plt.Line2D([], [], color="0.3", marker=m, ls="", label=k) for k, m in MODE_MARKERS.items()]
+    axes[0][-1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return save_figure(fig, path, dpi=110)

@@ -9,18 +9,11 @@ from __future__ import annotations
 
 import csv
 import io
-import json
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from ..errors import BgbiasError
-from ..io import atomic_write
 from ..runs import row_label
-
-MISSING = "–"
-METRIC_TITLES = {"map_at_r": "MAP@R", "precision_at_1": "P@1", "r_precision": "R-Precision"}
+from .format import METRIC_TITLES, MISSING, tex_escape
 
 
 @dataclass
@@ -40,34 +33,6 @@ class Table:
 
     def cell(self, row: str, dataset: str) -> Cell:
         return self.cells.get((row, dataset), Cell())
-
-
-def find_results(paths: list[str | os.PathLike]) -> list[Path]:
-    """Evaluation JSON files among ``paths`` (folders are searched for ``*.eval.json``)."""
-    found: list[Path] = []
-    for path in map(Path, paths):
-        if path.is_dir():
-            found.extend(sorted(path.rglob("*.eval.json")))
-        elif path.is_file():
-            found.append(path)
-        else:
-            raise BgbiasError(f"{path}: no such file or folder")
-    if not found:
-        raise BgbiasError(
-            f"no evaluation results (*.eval.json) in {', '.join(map(str, paths))}; "
-            "make them with `bgbias evaluate`"
-        )
-    return found
-
-
-def load_result(path: Path) -> dict[str, Any]:
-    try:
-        result = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise BgbiasError(f"{path}: not a readable evaluation result ({exc})") from None
-    if not isinstance(result, dict) or "clean" not in result or "model" not in result:
-        raise BgbiasError(f"{path}: not a bgbias evaluation result (no 'clean'/'model' keys)")
-    return result
 
 
 def build_table(results: list[dict[str, Any]], metric: str = "map_at_r") -> Table:
@@ -124,13 +89,15 @@ def to_latex(table: Table) -> str:
     lines = [
         r"\begin{tabular}{" + columns + "}",
         r"\toprule",
-        " & ".join(["Model"] + [rf"\multicolumn{{2}}{{c}}{{{_tex(d)}}}" for d in table.datasets])
+        " & ".join(
+            ["Model"] + [rf"\multicolumn{{2}}{{c}}{{{tex_escape(d)}}}" for d in table.datasets]
+        )
         + r" \\",
         " & ".join([""] + ["clean", "corrupted"] * len(table.datasets)) + r" \\",
         r"\midrule",
     ]
     for row in table.rows:
-        cells = [_tex(row)]
+        cells = [tex_escape(row)]
         for dataset in table.datasets:
             c = table.cell(row, dataset)
             cells += [
@@ -167,24 +134,6 @@ FORMATS = {"md": to_markdown, "latex": to_latex, "csv": to_csv}
 SUFFIXES = {"md": ".md", "latex": ".tex", "csv": ".csv"}
 
 
-def write_report(table: Table, out: str | os.PathLike) -> list[Path]:
-    """``OUT.md``, ``OUT.tex``, ``OUT.csv`` and the bar chart ``OUT.png``."""
-    out = Path(out)
-    written = []
-    for fmt, suffix in SUFFIXES.items():
-        with atomic_write(out.with_suffix(suffix), "w") as handle:
-            handle.write(FORMATS[fmt](table))
-        written.append(out.with_suffix(suffix))
-    from .figures import bar_chart
-
-    written.append(bar_chart(table, out.with_suffix(".png")))
-    return written
-
-
-def _tex(text: str) -> str:
-    return text.replace("_", r"\_").replace("&", r"\&").replace("%", r"\%")
-
-
 def attention_table(summaries: dict[str, dict[str, float]], fmt: str = "md") -> str:
     """Attention score per model, mean ± std over test images (Markdown or LaTeX)."""
     if fmt == "latex":
@@ -195,7 +144,7 @@ def attention_table(summaries: dict[str, dict[str, float]], fmt: str = "md") -> 
             r"\midrule",
         ]
         lines += [
-            f"{_tex(label)} & {s['mean']:.2f} $\\pm$ {s['std']:.2f} & {s['images']} \\\\"
+            f"{tex_escape(label)} & {s['mean']:.2f} $\\pm$ {s['std']:.2f} & {s['images']} \\\\"
             for label, s in summaries.items()
         ]
         return "\n".join(lines + [r"\bottomrule", r"\end{tabular}"]) + "\n"

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..io import ensure_writable_dir
-from .launchers import LAUNCHERS, LaunchOptions, SlurmOptions
+from .launchers import LAUNCHERS
+from .options import LaunchOptions, SlurmOptions
 from .plan import STAGES, Cell, find_cells, parse_stages, plan_cells
 from .state import current_state, read_state, stage_done, status_markdown, write_status
 

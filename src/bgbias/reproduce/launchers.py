@@ -1,6 +1,7 @@
 """Launchers run a plan's cells: ``local`` (one after another, or N at once, on this machine)
 and ``slurm`` (submitit: a job array or one job per cell). A launcher is one registry entry:
-a ``check`` that fails at once when it cannot start, and a ``launch`` for the cells."""
+a ``check`` that fails at once when it cannot start, and a ``launch`` for the cells. The
+``slurm`` launcher registers itself on the first lookup (a provider of :data:`LAUNCHERS`)."""
 
 from __future__ import annotations
 
@@ -9,38 +10,16 @@ import signal
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError
 from ..registry import Registry
 from .cell import allow_runs, run_cell, terminate_children
+from .options import LaunchOptions
 from .plan import Cell
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class SlurmOptions:
-    """What the SLURM launcher asks for, per cell (each job runs one cell's stages)."""
-
-    partition: str | None = None
-    gpus: int | None = None  # per job; default: trainer.devices of the overrides, else 1
-    time: str = "24:00:00"  # per job (a timed-out job is requeued and resumes), or minutes
-    cpus: int = 8
-    mem_gb: float | None = None
-    options: dict[str, str] = field(default_factory=dict)  # extra sbatch options
-    setup: tuple[str, ...] = ()  # shell lines before the job (module load ..., source ...)
-    array: bool = True  # one job array (else one job per cell)
-    requeues: int = 3  # how often a timed-out job is requeued
-    cluster: str = "slurm"  # submitit's cluster; "local" runs the jobs here (tests)
-
-
-@dataclass(frozen=True)
-class LaunchOptions:
-    jobs: int = 1  # local: cells at once
-    wait: bool = True  # slurm: block until the jobs end
-    slurm: SlurmOptions = field(default_factory=SlurmOptions)
 
 
 @dataclass(frozen=True)
@@ -52,7 +31,7 @@ class Launcher:
     describe: Callable[[list[Cell], LaunchOptions], str] = lambda cells, options: ""
 
 
-LAUNCHERS: Registry[Launcher] = Registry("launcher")
+LAUNCHERS: Registry[Launcher] = Registry("launcher", providers=("bgbias.reproduce.slurm",))
 
 
 def _check_local(options: LaunchOptions) -> None:
@@ -121,26 +100,5 @@ LAUNCHERS.register(
         _check_local,
         _launch_local,
         _describe_local,
-    ),
-)
-
-
-def _slurm(attribute: str) -> Callable:
-    def call(*args):
-        from . import slurm
-
-        return getattr(slurm, attribute)(*args)
-
-    return call
-
-
-LAUNCHERS.register(
-    "slurm",
-    Launcher(
-        "slurm",
-        "a SLURM job array (or one job per cell) through submitit",
-        _slurm("check"),
-        _slurm("launch"),
-        _slurm("describe"),
     ),
 )

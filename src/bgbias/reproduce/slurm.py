@@ -16,7 +16,8 @@ from typing import Any
 from ..config import compose
 from ..errors import ConfigError
 from .cell import run_cell
-from .launchers import LaunchOptions, SlurmOptions
+from .launchers import LAUNCHERS, Launcher
+from .options import LaunchOptions, SlurmOptions
 from .plan import Cell
 from .state import update_state
 
@@ -142,3 +143,11 @@ def describe(cells: list[Cell], options: LaunchOptions) -> str:
     finally:
         inner.parameters.clear()
         inner.parameters.update(parameters)
+
+
+LAUNCHERS.register(
+    "slurm",
+    Launcher(
+        "slurm", "a SLURM job array (or one job per cell) through submitit", check, launch, describe
+    ),
+)

@@ -18,6 +18,7 @@ from ..data.background_sets import resolve_source
 from ..errors import BgbiasError, ConfigError
 from ..io import write_text
 from ..progress import LogLines, bars_enabled, log_lines_enabled
+from ..verbosity import apply_library_levels
 from .datamodule import MaskedDataModule
 from .module import EmbeddingModule
 from .run_folder import AtomicCheckpointIO, claimed_run_folder, loggers, resume_checkpoint
@@ -107,6 +108,7 @@ def fit(config: DictConfig, callbacks: list[L.Callback] | None = None) -> dict[s
             enable_version_counter=False,
         )
         progress = config.trainer.enable_progress_bar
+        apply_library_levels()  # Lightning's info lines (GPU available, tips...) only with -v
         trainer = L.Trainer(
             default_root_dir=out,
             max_epochs=config.trainer.max_epochs,

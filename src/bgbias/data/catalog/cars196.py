@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import DataError
-from ..registry import DatasetSpec, Entries, Layout, Splits, register
+from ..dataset_spec import DatasetSpec, Entries, Layout, Splits
+from ..registry import register
 from ._paper import split_by_index
 
 TRAIN_ANNOS = "devkit/cars_train_annos.mat"

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..registry import DatasetSpec, Entries, Layout, Splits, register
+from ..dataset_spec import DatasetSpec, Entries, Layout, Splits
+from ..registry import register
 from ._paper import split_by_index
 
 

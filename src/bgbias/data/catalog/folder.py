@@ -1,7 +1,8 @@
 """Any dataset already in the generic folder layout (see :mod:`bgbias.data.datasets`): your own
 catalogue, trained with the ``folder/<loss>/<mode>`` presets."""
 
-from ..registry import DatasetSpec, register
+from ..dataset_spec import DatasetSpec
+from ..registry import register
 
 FOLDER = register(
     DatasetSpec(

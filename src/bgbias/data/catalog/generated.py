@@ -1,7 +1,8 @@
 """The generated benchmark (:mod:`bgbias.data.generate`): a laptop-CPU stand-in for the paper's
 datasets (its presets: :mod:`bgbias.presets.generated`)."""
 
-from ..registry import DatasetSpec, register
+from ..dataset_spec import DatasetSpec
+from ..registry import register
 
 GENERATED = register(
     DatasetSpec(

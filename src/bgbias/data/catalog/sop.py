@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ...errors import DataError
-from ..registry import DatasetSpec, Entries, Layout, Splits, register
+from ..dataset_spec import DatasetSpec, Entries, Layout, Splits
+from ..registry import register
 
 TRAIN_CLASSES = 8489
 
