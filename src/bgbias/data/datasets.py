@@ -19,7 +19,7 @@ import os
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -164,10 +164,12 @@ class Listing:
     classes: list[str] = field(default_factory=list)
     splits: dict[str, list[str]] | None = None
     problems: list[str] = field(default_factory=list)
+    images_dir: Path = None  # type: ignore[assignment]  # ROOT/images unless given
+    masks_dir: Path = None  # type: ignore[assignment]  # ROOT/masks unless given
 
-    @property
-    def masks_dir(self) -> Path:
-        return self.root / "masks"
+    def __post_init__(self):
+        self.images_dir = self.root / "images" if self.images_dir is None else self.images_dir
+        self.masks_dir = self.root / "masks" if self.masks_dir is None else self.masks_dir
 
     def mask_path(self, relative: str) -> Path:
         return mask_file(self.masks_dir, relative)
@@ -190,6 +192,18 @@ def scan(root: str | os.PathLike) -> Listing:
             f"{root}: not a dataset folder (expected {images_dir}/<class>/<image> or {index})"
         )
     listing.splits = _read_splits(listing)
+    return listing
+
+
+def scan_tree(images_dir: str | os.PathLike, masks_dir: str | os.PathLike | None) -> Listing:
+    """List a plain class tree ``IMAGES/<class>/<image>`` (no splits) whose masks live in
+    ``masks_dir`` (the :func:`mask_file` rule); problems go to ``.problems``."""
+    images_dir = Path(images_dir)
+    if not images_dir.is_dir():
+        raise DataError(f"{images_dir}: image folder not found")
+    masks = None if masks_dir is None else Path(masks_dir)
+    listing = Listing(images_dir, images_dir=images_dir, masks_dir=masks)
+    _scan_tree(listing, images_dir)
     return listing
 
 
@@ -325,9 +339,10 @@ class FolderDataset(MaskedImageDataset):
 
 
 def select_split(
-    listing: Listing, split: str, require_masks: bool
+    listing: Listing, split: str, require_masks: bool, use_masks: bool = True
 ) -> tuple[list[Sample], list[str], list[str]]:
-    """Samples and class order of ``split`` (labels follow the split file's class order)."""
+    """Samples and class order of ``split`` (labels follow the split file's class order);
+    without ``use_masks`` every sample's mask is None and mask files are not looked for."""
     problems = list(listing.problems)
     root = listing.root
     if split == "all":
@@ -344,22 +359,27 @@ def select_split(
     else:
         classes = list(listing.splits[split])
     label_of = {c: i for i, c in enumerate(classes)}
-    has_masks = listing.masks_dir.is_dir()
+    has_masks = use_masks and listing.masks_dir.is_dir()
     if require_masks and not has_masks:
         raise MissingMasksError(
             f"{root}: no masks folder {listing.masks_dir}; " + MASKS_HINT.format(root=root)
         )
-    samples = []
-    for relative, class_name in listing.images:
-        if class_name not in label_of:
-            continue
-        mask = listing.mask_path(relative) if has_masks else None
-        if mask is not None and not mask.is_file():
-            problems.append(f"{listing.root / 'images' / relative}: mask missing (expected {mask})")
-        samples.append(
-            Sample(root / "images" / relative, mask, label_of[class_name], class_name, relative)
-        )
+    samples = [
+        Sample(listing.images_dir / relative, None, label_of[class_name], class_name, relative)
+        for relative, class_name in listing.images
+        if class_name in label_of
+    ]
+    if has_masks:
+        samples, missing = attach_masks(samples, listing.masks_dir)
+        problems += [f"{s.image}: mask missing (expected {s.mask})" for s in missing]
     return samples, classes, problems
+
+
+def attach_masks(samples: Sequence[Sample], masks_dir: Path) -> tuple[list[Sample], list[Sample]]:
+    """``samples`` with their masks under ``masks_dir`` (the :func:`mask_file` rule), and
+    those of them whose mask file does not exist."""
+    attached = [replace(s, mask=mask_file(masks_dir, s.id)) for s in samples]
+    return attached, [s for s in attached if not s.mask.is_file()]
 
 
 def write_class_split(
