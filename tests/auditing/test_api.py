@@ -162,8 +162,10 @@ def test_model_forms_names_and_a_callable_without_attention(tmp_path):
         bgbias.audit({"x": 3}, root, **OPTIONS)
     with pytest.raises(ConfigError, match="repeats must be an integer >= 1"):
         bgbias.audit(pooled, root, repeats=0)
-    with pytest.raises(DataError, match="image folder not found"):
-        bgbias.audit(pooled, tmp_path / "typo")
+    net = Sees("object").train()
+    with pytest.raises(DataError, match="typo: image folder not found"):
+        bgbias.audit(net, tmp_path / "typo")
+    assert net.training  # a failed plan leaves the user's module as it was
 
 
 def test_a_typo_leaves_the_report_and_other_files_in_out_untouched(tmp_path, capsys):

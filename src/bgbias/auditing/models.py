@@ -60,7 +60,15 @@ class ModuleEmbedder(TorchEmbedder):
         tensors = [*module.parameters(), *module.buffers()]
         self.was_training = module.training
         self.was_on = tensors[0].device if tensors else None
-        super().__init__(module, name, "module", recipe, details={"class": _qualified(module)})
+        # Embedder's, not TorchEmbedder's, constructor: that one sets eval mode at once, and
+        # a user's module is left as it is until the audit computes (a failed plan leaves it)
+        Embedder.__init__(self, name, "module", recipe, details={"class": _qualified(module)})
+        self._module = module
+
+    def to(self, device: torch.device | str) -> ModuleEmbedder:
+        super().to(device)
+        self._module.eval()
+        return self
 
 
 def _qualified(obj: Any) -> str:
