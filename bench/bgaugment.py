@@ -1,6 +1,6 @@
 """BGAugment compositing, one batch of 32 at 227 px: bgbias against two baselines.
 
-* reference (PAPER.md section 4): inside the training step, for each image, open a random
+* reference (Kobs & Hotho 2022, BGAugment): inside the training step, for each image, open a random
   background photo with PIL and apply the torchvision-style train transform (resize shorter
   side 256, RandomResizedCrop 227, flip, to tensor, BGR, x255 - mean; bench/loader.py's
   baseline pipeline), stack, composite;

@@ -38,7 +38,7 @@ from bgbias.data.transforms import PairedTransform  # noqa: E402
 from bgbias.decoding import decode_image, load_mask  # noqa: E402
 from bgbias.models import build_model  # noqa: E402
 
-# PAPER.md sections 2 and 5; val sizes from the class split (val images ~ the class share)
+# the paper's splits and training setup; val sizes from the class split (val images ~ class share)
 DATASETS = {  # name: (val images, test images)
     "cars196": (1_970, 8_131),
     "cub200": (1_470, 5_924),

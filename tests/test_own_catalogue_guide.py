@@ -112,7 +112,7 @@ def test_the_own_catalogue_guide_runs_end_to_end(tmp_path, real_model):
     runs = work / "runs" / "shop" / "normalized_softmax"
     for mode in ("base", "bgaugment"):
         assert (runs / mode / "checkpoints" / "best.test.eval.json").is_file()
-    assert (work / "shop" / "masks" / "masks-suspects.json").is_file()
+    assert (work / "shop" / "masks" / "masks-suspects-0of1.json").is_file()
     assert (work / "audit-shop" / "report.html").is_file()
     assert (work / "results" / "shop.md").is_file()
     assert (work / "index-shop" / "manifest.json").is_file()

@@ -1,5 +1,5 @@
 """`bgbias attention`: attention scores of every test image, per model, resumable, and the
-summary table and figure (PAPER.md section 7).
+summary table and figure (Kobs & Hotho 2022, Section 6).
 
 Each model's scores live in ``OUT/<key>.csv`` beside ``OUT/<key>.meta.json``. The key comes
 from the model's identity (a checkpoint's path, a backbone's name), so two runs of one preset

@@ -1,4 +1,4 @@
-"""SmoothGrad attribution maps and the attention score (PAPER.md section 7).
+"""SmoothGrad attribution maps and the attention score (Kobs & Hotho 2022, Section 6).
 
 For an image x (eval transform) and a reference embedding e0 (the model's embedding of a black
 image), 25 noisy copies x + N(0, (0.15 * (max x - min x))^2) are embedded; the loss is the mean
@@ -176,7 +176,7 @@ def attention_scores(
 ) -> torch.Tensor:
     """Per-image attention scores (B,) float64: the share of SmoothGrad attribution on the
     object's mask, 1 = all on the object, 0 = like a uniform map, < 0 = on the background, NaN
-    for an empty or full mask (PAPER.md section 7; :func:`attention_score`).
+    for an empty or full mask (Kobs & Hotho 2022, Section 6; :func:`attention_score`).
 
     ``model``: (B, 3, H, W) normalised images -> (B, D) embeddings, run where its parameters
     are; ``images``: (B, 3, H, W) normalised as the model expects (the eval transform);

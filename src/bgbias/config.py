@@ -148,7 +148,7 @@ def uses_bgaugment(config: DictConfig) -> bool:
 
 
 def monitor_key(config: DictConfig) -> str:
-    """The validation metric that picks the best checkpoint (PAPER.md section 5)."""
+    """The validation metric that picks the best checkpoint (Kobs & Hotho 2022, training setup)."""
     return CLEAN_MONITOR if config.mode == "base" else CORRUPTED_MONITOR
 
 

@@ -1,7 +1,7 @@
 """The five DML losses of the paper, from pytorch-metric-learning, by name.
 
 Each loss's own ``distance`` (LpDistance for contrastive/triplet, CosineSimilarity for the
-others) is what attribution maps differentiate (PAPER.md section 7).
+others) is what attribution maps differentiate (Kobs & Hotho 2022, Section 6).
 """
 
 from __future__ import annotations

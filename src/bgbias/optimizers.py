@@ -1,5 +1,6 @@
 """Optimisers by name; the loss's own parameters (ArcFace / Normalized Softmax class weights)
-go into a second parameter group with their own learning rate (``lr_loss``, PAPER.md section 5)."""
+go into a second parameter group with their own learning rate (``lr_loss``, as the paper
+trains them)."""
 
 from __future__ import annotations
 

@@ -41,7 +41,7 @@ class TrainedModel:
 
     @property
     def distance(self):
-        """The loss's own distance (what attribution maps differentiate, PAPER.md section 7)."""
+        """The loss's own distance (what attribution maps differentiate, the paper's Section 6)."""
         return self.loss.distance
 
     def describe(self) -> dict[str, Any]:

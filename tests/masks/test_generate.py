@@ -11,8 +11,13 @@ from PIL import Image
 from bgbias.cli import main
 from bgbias.errors import BgbiasError
 from bgbias.masks.generate import generate_masks, parse_shard
-from bgbias.masks.predictors import OnnxU2NetPredictor
+from bgbias.masks.predictors import MaskPredictor, OnnxU2NetPredictor
 from tests.helpers import write_onnx_masker
+
+
+def mask_files(folder):
+    """The masks under ``folder``: its PNGs less the job's own masks-suspects-KofN.png."""
+    return [p for p in folder.rglob("*.png") if not p.name.startswith("masks-suspects-")]
 
 
 def make_images(folder, count=6, seed=0):
@@ -62,7 +67,7 @@ def test_follows_rembg_pre_and_post_processing(tmp_path, predictor):
 def test_resume_skips_finished_masks(tmp_path, predictor):
     images = make_images(tmp_path / "images")
     generate_masks(images, tmp_path / "masks", predictor=predictor, shard=(0, 2), progress=False)
-    first = {p: p.stat().st_mtime_ns for p in (tmp_path / "masks").rglob("*.png")}
+    first = {p: p.stat().st_mtime_ns for p in mask_files(tmp_path / "masks")}
     assert len(first) == 3
     report = generate_masks(images, tmp_path / "masks", predictor=predictor, progress=False)
     assert (report.already_done, report.written) == (3, 3)
@@ -75,7 +80,7 @@ def test_shards_partition_the_images(tmp_path, predictor):
         generate_masks(
             images, tmp_path / "masks", predictor=predictor, shard=(k, 3), progress=False
         )
-    assert len(list((tmp_path / "masks").rglob("*.png"))) == 7
+    assert len(list(mask_files(tmp_path / "masks"))) == 7
     assert parse_shard("2/3") == (2, 3)
     for bad in ("3/3", "x", "1/0"):
         with pytest.raises(BgbiasError, match="--shard"):
@@ -122,7 +127,7 @@ def test_batched_inference_gives_the_same_masks(tmp_path):
     generate_masks(
         images, tmp_path / "four", predictor=OnnxU2NetPredictor(model, batch_size=4), progress=False
     )
-    for mask in (tmp_path / "one").rglob("*.png"):
+    for mask in mask_files(tmp_path / "one"):
         twin = tmp_path / "four" / mask.relative_to(tmp_path / "one")
         assert np.array_equal(np.asarray(Image.open(mask)), np.asarray(Image.open(twin)))
 
@@ -142,11 +147,11 @@ def test_killed_job_resumes_with_every_mask_valid(tmp_path, monkeypatch):
         [sys.executable, "-c", script, str(images), str(tmp_path / "masks")], env=env
     )
     deadline = time.time() + 120
-    while len(list((tmp_path / "masks").rglob("*.png"))) < 5 and time.time() < deadline:
+    while len(list(mask_files(tmp_path / "masks"))) < 5 and time.time() < deadline:
         time.sleep(0.05)
     process.kill()
     process.wait()
-    done = {p: p.stat().st_mtime_ns for p in (tmp_path / "masks").rglob("*.png")}
+    done = {p: p.stat().st_mtime_ns for p in mask_files(tmp_path / "masks")}
     assert 5 <= len(done) < 60
     for path in done:  # every mask left behind is a complete PNG
         Image.open(path).load()
@@ -168,3 +173,71 @@ def test_cli_reports_failures_with_exit_code(tmp_path, monkeypatch, capsys):
     assert main(["masks", str(images), str(tmp_path / "masks"), "--device", "cpu"]) == 1
     out = capsys.readouterr().out
     assert "2 mask(s) written" in out and "bad.png" in out
+
+
+def write_photo(path, pixels):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels.astype(np.uint8)).save(path)
+
+
+def test_suspect_masks_are_listed_drawn_and_kept_across_reruns(tmp_path, predictor):
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    good = np.full((60, 80, 3), 20)
+    good[20:40, 25:55] = 230  # a bright product in the middle: the masker finds it
+    scene = np.full((60, 80, 3), 230)
+    scene[25:35, 35:45] = 20  # everything bright but a hole: the mask takes the scene
+    speckled = np.full((60, 80, 3), 20)
+    for i in range(6):
+        speckled[4 + 9 * i : 8 + 9 * i, 4 + 12 * i : 10 + 12 * i] = 230
+    for name, pixels in {"a/good": good, "a/scene": scene, "b/speckled": speckled}.items():
+        write_photo(images / f"{name}.png", pixels)
+
+    report = generate_masks(images, masks, predictor=predictor, progress=False)
+    flagged = {
+        image: [p.split(":")[0] for p in problems] for image, problems in report.suspects.items()
+    }
+    assert flagged == {"a/scene.png": ["border"], "b/speckled.png": ["fragmented"]}
+    listing = json.loads((masks / "masks-suspects-0of1.json").read_text())
+    assert [m["image"] for m in listing["masks"]] == ["a/scene.png", "b/speckled.png"]
+    assert Image.open(masks / "masks-suspects-0of1.png").height >= 2 * 160
+    assert json.loads((masks / "masks-report-0of1.json").read_text())["suspects"] == 2
+
+    again = generate_masks(images, masks, predictor=predictor, progress=False)
+    assert again.written == 0 and again.suspects == report.suspects  # the earlier list, kept
+    (masks / "masks-suspects-0of1.json").unlink()
+    checked = generate_masks(images, masks, predictor=predictor, progress=False)
+    assert checked.suspects == report.suspects  # no list: the kept masks are checked again
+
+
+class LeftThirdMasker(MaskPredictor):
+    """A mask model that always answers "the left third": unstable under a horizontal flip."""
+
+    batch_size = 4
+
+    def __init__(self):
+        self.calls = []
+
+    def preprocess(self, image):
+        return np.asarray(image)
+
+    def predict(self, inputs):
+        self.calls.append(len(inputs))
+        return [np.arange(x.shape[1])[None, :] < x.shape[1] // 3 for x in inputs]
+
+    def postprocess(self, output, size):
+        mask = np.broadcast_to(output, (size[1], size[0])).astype(np.uint8) * 255
+        return Image.fromarray(mask)
+
+
+def test_flip_check_flags_masks_the_mirrored_photo_disagrees_with(tmp_path):
+    images = tmp_path / "images"
+    write_photo(images / "a" / "one.png", np.full((30, 60, 3), 100))
+    masker = LeftThirdMasker()
+    plain = generate_masks(images, tmp_path / "m1", predictor=masker, progress=False)
+    assert "flip" not in str(plain.suspects) and masker.calls == [1]
+    report = generate_masks(
+        images, tmp_path / "m2", predictor=masker, progress=False, flip_check=True
+    )
+    assert masker.calls[-1] == 2  # the photo and its mirror image, in one model call
+    (problem,) = [p for p in report.suspects["a/one.png"] if p.startswith("flip")]
+    assert problem == "flip: IoU 0.00 with the mirrored photo's mask"

@@ -70,7 +70,7 @@ def embed_variants(
 def attention_summary(
     embedder: Embedder, pixels: Pixels, ids: list[str], count: int, seed: int
 ) -> dict[str, Any] | None:
-    """The attention score (PAPER.md section 7) of ``count`` seeded images' originals."""
+    """The attention score (Kobs & Hotho 2022, Section 6) of ``count`` seeded images' originals."""
     if count <= 0 or embedder.module is None:
         return None
     chosen = chosen_indices(len(ids), count, seed)

@@ -182,7 +182,7 @@ def _cached_weights() -> Path:
         ) from None
 
 
-# PAPER.md section 3: Caffe-style BGR, mean (104, 117, 128), std 1, 227 px crops of 256
+# the paper's preprocessing: Caffe-style BGR, mean (104, 117, 128), std 1, 227 px crops of 256
 RECIPE = RECIPES.register(
     "bninception",
     Recipe(

@@ -55,6 +55,12 @@ def register(subparsers) -> None:
         type=int_at_least(1),
         help="decode/encode threads (default: one per core, at most 8)",
     )
+    parser.add_argument(
+        "--flip-check",
+        action="store_true",
+        help="also mask each mirrored photo and flag masks that disagree with it (twice the "
+        "model time)",
+    )
     parser.set_defaults(func=run)
 
     check = add_command(
@@ -93,11 +99,18 @@ def run(args) -> int:
         workers=args.workers,
         threads=args.threads,
         precision=args.precision,
+        flip_check=args.flip_check,
     )
     print(
         f"{report.written} mask(s) written, {report.already_done} already there, "
         f"{len(report.failed)} failed, {report.images_per_second:.2f} images/s"
     )
+    if report.suspects:
+        print(
+            f"{len(report.suspects)} suspect mask(s) (empty, full, on the border, in pieces"
+            f"{', unstable under a flip' if args.flip_check else ''}): look at "
+            f"{report.suspects_sheet}; all are listed in {report.suspects_file}"
+        )
     if report.stale_temporaries_removed:
         print(f"removed {report.stale_temporaries_removed} temporary file(s) of a killed run")
     if not report.ok:

@@ -1,9 +1,9 @@
 """Background banks: photos (or procedural textures) decoded once into one uint8 tensor.
 
 BGAugment draws its backgrounds from the ``val`` bank, the corrupted test from the disjoint
-``test`` bank (PAPER.md section 4). A bank is stored as an *atlas*: all backgrounds packed into
-one image, each with its edges replicated into a small border, so a whole batch of random crops
-is one ``grid_sample`` call (see :mod:`bgbias.augment`).
+``test`` bank (Kobs & Hotho 2022, BGAugment). A bank is stored as an *atlas*: all backgrounds
+packed into one image, each with its edges replicated into a small border, so a whole batch of
+random crops is one ``grid_sample`` call (see :mod:`bgbias.augment`).
 """
 
 from __future__ import annotations
@@ -324,7 +324,9 @@ def _photo_folder(spec: str | os.PathLike) -> Path:
             f"named set: {', '.join(BACKGROUND_SETS.names())}, 'procedural' or a list of images)"
         )
     if named or all((folder / split).is_dir() for split in BANK_SPLITS):
-        folder = folder / "val"  # BGAugment trains on val backgrounds (PAPER.md section 4)
+        folder = (
+            folder / "val"
+        )  # BGAugment trains on val backgrounds (Kobs & Hotho 2022, BGAugment)
     if not image_files(folder):
         raise DataError(f"{folder}: background folder has no images (JPEG, PNG, WebP, ...)")
     return folder

@@ -1,5 +1,5 @@
 """``MaskedImageFolder``: (image, mask, label) items from a folder, for your own training loop,
-and ``paper_transforms``: the paper's paired train and eval transforms (PAPER.md section 3).
+and ``paper_transforms``: the paper's paired train and eval transforms (its preprocessing).
 
 Two layouts are read:
 
@@ -140,7 +140,7 @@ def paper_transforms(
     mean: tuple[float, float, float] | None = None,
     std: tuple[float, float, float] | None = None,
 ) -> tuple[PairedTransform, PairedTransform]:
-    """The paper's paired ``(train, eval)`` transforms (PAPER.md section 3) for ``recipe``.
+    """The paper's paired ``(train, eval)`` transforms (its preprocessing) for ``recipe``.
 
     train: shorter side resized, RandomResizedCrop (scale (0.16, 1)) and horizontal flip, the
     same for image and mask; eval: shorter side resized, centre crop. Both give ``(image

@@ -11,6 +11,7 @@ left behind are removed by the next run of the same shard.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import time
 from collections import deque
@@ -18,7 +19,17 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from PIL import Image
+
 from ..data.datasets import mask_file
+from ..data.mask_sanity import (
+    SanityLimits,
+    SuspectMask,
+    check_masks,
+    mask_problems,
+    write_suspects,
+)
+from ..decoding import load_image
 from ..errors import BgbiasError, DataError
 from ..io import ensure_writable_dir, image_files, save_image, write_json
 from ..progress import progress_bar
@@ -35,6 +46,11 @@ class MaskJobReport:
     failures_file: str | None = None  # where ``failed`` is written when it is not empty
     stale_temporaries_removed: int = 0
     seconds: float = 0.0
+    # masks of suspect shape (bgbias.data.mask_sanity), with their problems; this run's and
+    # those an earlier run of the shard found among the masks it kept
+    suspects: dict[str, list[str]] = field(default_factory=dict)
+    suspects_file: str | None = None
+    suspects_sheet: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -45,7 +61,7 @@ class MaskJobReport:
         return self.written / self.seconds if self.seconds > 0 else 0.0
 
     def to_dict(self) -> dict:
-        summary = asdict(self) | {"failed": len(self.failed)}
+        summary = asdict(self) | {"failed": len(self.failed), "suspects": len(self.suspects)}
         return summary | {"images_per_second": round(self.images_per_second, 3)}
 
 
@@ -94,6 +110,8 @@ def generate_masks(
     precision: str = "auto",
     predictor: MaskPredictor | None = None,
     progress: bool = True,
+    flip_check: bool = False,
+    limits: SanityLimits | None = None,
 ) -> MaskJobReport:
     """Masks for every image under ``images_dir`` (of this shard) that has none yet.
 
@@ -102,26 +120,50 @@ def generate_masks(
     (default: one per CPU core, at most 8); ``threads``: the engine's CPU threads;
     ``precision``: the torch engine's autocast (auto = fp16 on CUDA). A ``predictor`` replaces
     model/backend/device/batch_size/threads/precision.
+
+    Every new mask is checked for a suspect shape (empty, nearly full, hugging the border, in
+    many parts; with ``flip_check`` also against the mask of the mirrored photo, at twice the
+    model cost): they are listed in ``MASKS/masks-suspects-KofN.json`` and drawn beside their
+    photos in ``masks-suspects-KofN.png``.
     """
     images_dir, masks_dir = Path(images_dir), Path(masks_dir)
+    limits = limits or SanityLimits()
     k, n = shard
     files = list_images(images_dir)[k::n]
     report = MaskJobReport(images=len(files))
     report_file = masks_dir / f"masks-report-{k}of{n}.json"
     failures_file = masks_dir / f"masks-failures-{k}of{n}.json"
+    suspects_name = f"masks-suspects-{k}of{n}"
+    suspect_files = {masks_dir / f"{suspects_name}.json", masks_dir / f"{suspects_name}.png"}
     targets = {mask_file(masks_dir, f) for f in files} | {report_file, failures_file}
+    targets |= suspect_files
     ensure_writable_dir(masks_dir)  # fail before the model loads, not at the first mask
     report.stale_temporaries_removed = remove_stale_temporaries(masks_dir, targets)
     todo = [f for f in files if not mask_file(masks_dir, f).is_file()]
     report.already_done = len(files) - len(todo)
+    report.suspects = _kept_suspects(
+        masks_dir / f"{suspects_name}.json", set(files) - set(todo), masks_dir, limits
+    )
     if predictor is None:
         predictor = build_predictor(model, backend, device, batch_size, threads, precision)
     workers = workers or min(8, os.cpu_count() or 2)
     started = time.perf_counter()
     bar = progress_bar(len(todo), f"masks ({model})", unit="img", enabled=progress)
 
-    def finish(relative: str, output, size) -> None:
-        save_image(predictor.postprocess(output, size), mask_file(masks_dir, relative))
+    def load(relative: str):
+        """(size, model input, the mirrored photo's input or None)."""
+        image = load_image(images_dir / relative)
+        size, inputs = prepare(predictor, image)
+        if not flip_check:
+            return size, inputs, None
+        return size, inputs, predictor.preprocess(image.transpose(Image.Transpose.FLIP_LEFT_RIGHT))
+
+    def finish(relative: str, output, size, mirrored) -> list[str]:
+        mask = predictor.postprocess(output, size)
+        if mirrored is not None:
+            mirrored = predictor.postprocess(mirrored, size)
+        save_image(mask, mask_file(masks_dir, relative))
+        return mask_problems(mask, limits, mirrored)
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         pending: deque[tuple[str, Future]] = deque()
@@ -134,7 +176,7 @@ def generate_masks(
                 relative = next(queue, None)
                 if relative is None:
                     return
-                pending.append((relative, pool.submit(prepare, predictor, images_dir / relative)))
+                pending.append((relative, pool.submit(load, relative)))
 
         refill()
         while pending:
@@ -149,9 +191,14 @@ def generate_masks(
             refill()  # decode the next images while the model runs
             if not batch:
                 continue
-            outputs = predictor.predict([item[2] for item in batch])
-            for (relative, size, _), output in zip(batch, outputs, strict=True):
-                writes.append((relative, pool.submit(finish, relative, output, size)))
+            inputs = [item[2] for item in batch] + [item[3] for item in batch if flip_check]
+            outputs = predictor.predict(inputs)
+            mirrored = outputs[len(batch) :] if flip_check else [None] * len(batch)
+            for (relative, size, *_), output, flipped in zip(
+                batch, outputs[: len(batch)], mirrored, strict=True
+            ):
+                future = pool.submit(finish, relative, output, size, flipped)
+                writes.append((relative, future))
             writes = _collect(writes, report, bar, wait=False)
         _collect(writes, report, bar, wait=True)
     bar.close()
@@ -161,6 +208,19 @@ def generate_masks(
         write_json(failures_file, {"images": str(images_dir), "failed": report.failed})
     else:  # an earlier run's list: its images were retried and have masks now
         failures_file.unlink(missing_ok=True)
+    suspects = [
+        SuspectMask(relative, str(mask_file(masks_dir, relative)), tuple(problems))
+        for relative, problems in sorted(report.suspects.items())
+    ]
+    json_file, sheet = write_suspects(
+        masks_dir,
+        suspects,
+        {relative: images_dir / relative for relative in report.suspects},
+        limits,
+        checked=len(files) - len(report.failed),
+        name=suspects_name,
+    )
+    report.suspects_file, report.suspects_sheet = str(json_file), sheet and str(sheet)
     engine = {
         "model": model,
         "predictor": type(predictor).__name__,
@@ -177,9 +237,26 @@ def _collect(writes, report: MaskJobReport, bar, wait: bool):
             remaining.append((relative, future))
             continue
         try:
-            future.result()
+            problems = future.result()
             report.written += 1
+            if problems:
+                report.suspects[relative] = problems
         except (OSError, DataError) as exc:
             report.failed.append({"image": relative, "error": str(exc)})
         bar.update(1)
     return remaining
+
+
+def _kept_suspects(
+    listing: Path, kept: set[str], masks_dir: Path, limits: SanityLimits
+) -> dict[str, list[str]]:
+    """The suspects among the masks this run keeps: as an earlier run of the shard listed them,
+    or (no readable list: masks made elsewhere) checked now."""
+    if not kept:
+        return {}
+    try:
+        earlier = json.loads(listing.read_text())["masks"]
+        return {m["image"]: list(m["problems"]) for m in earlier if m["image"] in kept}
+    except (OSError, ValueError, KeyError, TypeError):
+        found = check_masks([(r, mask_file(masks_dir, r)) for r in sorted(kept)], limits)
+        return {s.image: list(s.problems) for s in found}

@@ -1,5 +1,5 @@
-"""Mask quality against hand-labelled masks (PAPER.md section 8): both binarised at 128; per
-image IoU = |P and G| / |P or G| and overlap = |P and G| / |G|; summary statistics."""
+"""Mask quality against hand-labelled masks (the paper's mask check): both binarised at 128;
+per image IoU = |P and G| / |P or G| and overlap = |P and G| / |G|; summary statistics."""
 
 from __future__ import annotations
 

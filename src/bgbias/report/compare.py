@@ -1,4 +1,4 @@
-"""bgbias's results beside published ones (the paper's two tables, PAPER.md section 9), with the
+"""bgbias's results beside published ones (the paper's two tables, Kobs & Hotho 2022), with the
 difference: Markdown, LaTeX and CSV (:mod:`bgbias.report.write` writes them, with a figure).
 
 Results are found under the given folders: evaluation files (``*.eval.json``, MAP@R clean and

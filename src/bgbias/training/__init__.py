@@ -1,7 +1,7 @@
 """Training on Lightning: the sampler, the data module (splits, masks, val background bank),
 the LightningModule (model + DML loss + BGAugment), the run folder, and :func:`fit`.
 
-BGAugment runs as a batch step on the training device (PAPER.md section 4); the best
+BGAugment runs as a batch step on the training device (Kobs & Hotho 2022, BGAugment); the best
 checkpoint follows the mode's validation metric (clean or corrupted val MAP@R).
 """
 

@@ -1,5 +1,5 @@
 """The LightningModule: embedding model + DML loss, BGAugment on the device, and clean +
-corrupted validation (PAPER.md sections 4-5)."""
+corrupted validation (Kobs & Hotho 2022, compositing and training setup)."""
 
 from __future__ import annotations
 
