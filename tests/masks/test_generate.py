@@ -185,7 +185,7 @@ def test_suspect_masks_are_listed_drawn_and_kept_across_reruns(tmp_path, predict
     good = np.full((60, 80, 3), 20)
     good[20:40, 25:55] = 230  # a bright product in the middle: the masker finds it
     scene = np.full((60, 80, 3), 230)
-    scene[25:35, 35:45] = 20  # everything bright but a hole: the mask takes the scene
+    scene[15:45, 20:60] = 20  # bright all round a dark product: the mask takes the scene
     speckled = np.full((60, 80, 3), 20)
     for i in range(6):
         speckled[4 + 9 * i : 8 + 9 * i, 4 + 12 * i : 10 + 12 * i] = 230
