@@ -150,7 +150,7 @@ def test_a_reader_that_leaves_early_ends_it_quietly(unbuffered):
 
 
 def test_list_presets_into_head():
-    from bgbias.config import preset_names
+    from bgbias.presets import preset_names
 
     result = subprocess.run(
         f"{sys.executable} -m bgbias list presets | head -1",
