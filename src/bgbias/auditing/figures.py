@@ -12,8 +12,21 @@ import torch
 
 from ..report.figures import pyplot, save_figure
 
-MARK_COLOURS = {"own": "#2ca02c", "class": "#98df8a", "wrong": "#d62728"}
+# Okabe-Ito colours: told apart by readers with any common colour-vision deficiency (no
+# red against green); each mark is also written under its image
+MARK_COLOURS = {"own": "#0072B2", "class": "#56B4E9", "wrong": "#E69F00"}
 MARK_TEXT = {"own": "its original", "class": "same class", "wrong": "wrong"}
+
+
+def mark_legend(fig, marks: tuple[str, ...] = ("own", "class", "wrong")) -> None:
+    """What each frame colour means, in one row under the figure."""
+    plt = pyplot()
+    handles = [
+        plt.Rectangle((0, 0), 1, 1, facecolor="white", edgecolor=MARK_COLOURS[m], linewidth=3)
+        for m in marks
+    ]
+    labels = [f"frame: {MARK_TEXT[m]}" for m in marks]
+    fig.legend(handles, labels, loc="lower center", ncol=len(marks), frameon=False, fontsize=8)
 
 
 @dataclass(frozen=True)
@@ -24,15 +37,6 @@ class Grid:
 
     rows: list[tuple[str, dict[str, Any]]]
     gallery: Mapping[int, torch.Tensor]
-
-
-CONDITION_COLOURS = {
-    "original": "#4C72B0",
-    "only_fg": "#55A868",
-    "mixed_rand": "#DD8452",
-    "mixed_same": "#8172B2",
-    "only_bg": "#C44E52",
-}
 
 
 def _panels(audit: dict[str, Any]) -> list[tuple[str, str, str, list[str]]]:
@@ -96,11 +100,12 @@ def blend_curve(audit: dict[str, Any], path: Path) -> Path:
             alphas = [b["alpha"] for b in model["blend"]]
             values = [b.get(family, {}).get(metric, np.nan) for b in model["blend"]]
             ax.plot(alphas, values, marker="o", color=colours(m), label=model["label"])
-        ax.set_xlabel("alpha (0: original background, 1: random photo)")
         ax.set_title(title, fontsize=10)
         ax.set_ylim(0.0, 1.02)
         ax.grid(alpha=0.3)
     axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
+    # one axis title for all panels: repeated under each, the long titles ran into each other
+    fig.supxlabel("alpha (0: original background, 1: random photo)", fontsize=9)
     return save_figure(fig, path, dpi=110)
 
 
@@ -111,7 +116,7 @@ def retrieval_grid(
     title: str = "",
 ) -> Path:
     """One row per query: the query image, then its top-k gallery images, each framed by its
-    mark (green: the query's own original, light green: same class, red: wrong).
+    mark (dark blue: the query's own original, light blue: same class, orange: wrong).
 
     rows: (row title, {"query": (3, H, W) RGB in [0, 1], "results": [gallery index],
     "marks": [mark]}); gallery: (N, 3, H, W) uint8 originals, or (3, H, W) ones by index.
@@ -142,7 +147,9 @@ def retrieval_grid(
         axes[r][0].set_title(row_title, fontsize=7, loc="left")
     if title:
         fig.suptitle(title, fontsize=9)
-    return save_figure(fig, path, dpi=100)
+    mark_legend(fig)
+    fig.subplots_adjust(bottom=0.12)
+    return save_figure(fig, path, dpi=100, layout=False)
 
 
 def grid_rows_for(model_grids: dict[str, list[dict]]) -> list:
@@ -164,7 +171,7 @@ def comparison_grid(
     path: Path,
 ) -> Path:
     """One row per query: the query, then each model's top-k side by side (a gap between
-    models), framed green (same class) or red (wrong).
+    models), framed light blue (same class) or orange (wrong); a legend says so.
 
     queries: (K, 3, H, W) RGB in [0, 1]; results/marks: per model label, K lists of gallery
     indices / marks; precision: per model, the share of shown results of the right class;
@@ -206,4 +213,6 @@ def comparison_grid(
         axes[0][first + (k - 1) // 2].set_title(
             f"{label}\ntop-{k}: {precision[label]:.0%} right class", fontsize=8
         )
-    return save_figure(fig, path, dpi=100)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))  # room for the legend under the grid
+    mark_legend(fig, ("class", "wrong"))
+    return save_figure(fig, path, dpi=100, layout=False)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import os
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ def bar_chart(
     plt = pyplot()
 
     fig, axes = plt.subplots(
-        1, len(panels), figsize=(max(5.0, 0.9 * len(labels) + 2) * len(panels), 4.2), squeeze=False
+        1, len(panels), figsize=(max(4.0, 1.4 * len(labels) + 1) * len(panels), 4.2), squeeze=False
     )
     x = range(len(labels))
     for ax, (title, bars) in zip(axes[0], panels.items(), strict=True):
@@ -44,20 +45,24 @@ def bar_chart(
             label="replaced backgrounds",
             color="#DD8452",
         )
-        ax.set_xticks(list(x), labels, rotation=25, ha="right")
+        # wrapped, not rotated: long run names stay inside the figure and readable
+        ax.set_xticks(list(x), [textwrap.fill(label, 16) for label in labels], fontsize=8)
         ax.set_ylabel(ylabel)
         ax.set_title(title)
         ax.set_ylim(0, 100)
         ax.grid(axis="y", alpha=0.3)
-    # outside the panels: inside, it covered the tallest bars
-    axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    return save_figure(fig, path, dpi=120)
+    # above the panels: inside, it covered the tallest bars
+    handles, names = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="upper center", ncol=2, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.92))
+    return save_figure(fig, path, dpi=120, layout=False)
 
 
 def attribution_figure(
     images: dict[str, Any], maps: dict[str, Any], scores: dict[str, list[float]], path
 ) -> Path:
-    """Rows: an image, then each model's attribution map over it (with its attention score).
+    """Rows: an image, then each model's attribution map over it (with its attention score),
+    a colour bar for the maps and a line saying what the score means.
 
     Per model label: images (K, 3, H, W) RGB in [0, 1] as that model saw them, maps (K, H, W)
     in [0, 1], scores (K,). The first column shows the first model's view.
@@ -65,12 +70,13 @@ def attribution_figure(
     plt = pyplot()
     views = {label: view.permute(0, 2, 3, 1).clamp(0, 1).numpy() for label, view in images.items()}
     k, cols = len(next(iter(views.values()))), 1 + len(maps)
-    fig, axes = plt.subplots(k, cols, figsize=(2.4 * cols, 2.4 * k), squeeze=False)
+    fig, axes = plt.subplots(k, cols, figsize=(2.4 * cols + 0.8, 2.4 * k + 0.9), squeeze=False)
+    shown = None
     for row in range(k):
         axes[row][0].imshow(next(iter(views.values()))[row])
         for col, (label, model_maps) in enumerate(maps.items(), start=1):
             axes[row][col].imshow(views[label][row] * 0.35)
-            axes[row][col].imshow(
+            shown = axes[row][col].imshow(
                 model_maps[row].numpy(), cmap="inferno", alpha=0.75, vmin=0, vmax=1
             )
             axes[row][col].set_xlabel(f"score {scores[label][row]:.2f}", fontsize=8)
@@ -81,7 +87,22 @@ def attribution_figure(
         for ax in axes[row]:
             ax.set_xticks([])
             ax.set_yticks([])
-    return save_figure(fig, path, dpi=110)
+    fig.tight_layout(rect=(0, 0.9 / (2.4 * k + 0.9), 0.9, 1))
+    if shown is not None:
+        bar = fig.colorbar(shown, ax=axes.ravel().tolist(), fraction=0.03, pad=0.02)
+        bar.set_label("attribution (SmoothGrad, normalised)", fontsize=8)
+    fig.text(
+        0.02,
+        0.01,
+        textwrap.fill(
+            "score: the attention score, the share of a model's attribution on the object "
+            "beyond the object's share of the image (1: all on the object, 0: spread as if at "
+            "random, below 0: on the background)",
+            110,
+        ),
+        fontsize=7,
+    )
+    return save_figure(fig, path, dpi=110, layout=False)
 
 
 def pyplot():
@@ -93,8 +114,10 @@ def pyplot():
     return plt
 
 
-def save_figure(fig, path, dpi: int) -> Path:
-    fig.tight_layout()
+def save_figure(fig, path, dpi: int, layout: bool = True) -> Path:
+    """Write ``fig`` as a PNG atomically; ``layout=False`` keeps a layout the caller made."""
+    if layout:
+        fig.tight_layout()
     path = Path(path)
     with atomic_write(path, "wb") as handle:
         fig.savefig(handle, format="png", dpi=dpi)
