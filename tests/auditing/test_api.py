@@ -156,6 +156,10 @@ def test_model_forms_names_and_a_callable_without_attention(tmp_path):
     assert result.to_dict()["models"]["Sees"]["model"]["recipe"]["crop"] == 64
     assert result.models["pooled"].attention_score is None
     assert any(n.startswith("pooled: no attention score (a plain callable") for n in result.notes)
+    with pytest.raises(ConfigError, match="mean must be 3 numbers"):
+        bgbias.audit(pooled, root, mean="grey")
+    with pytest.raises(ConfigError, match="'pooled': std must be 3 numbers"):
+        bgbias.audit((pooled, {"std": (0.5, 0.5)}), root)
     with pytest.raises(ConfigError, match="unknown preprocessing key"):
         bgbias.audit((pooled, {"size": 32}), root, **OPTIONS)
     with pytest.raises(ConfigError, match="expected a model name, an nn.Module"):

@@ -102,8 +102,19 @@ def _preprocessing(
     merged = {k: v for k, v in defaults.items() if v is not None} | dict(given or {})
     for key in ("mean", "std"):
         if key in merged:
-            merged[key] = tuple(float(v) for v in merged[key])
+            merged[key] = three_numbers(f"model {name!r}: {key}", merged[key])
     return merged
+
+
+def three_numbers(what: str, values: Any) -> tuple[float, float, float]:
+    """``values`` as 3 floats (a mean or std, 0-1 units, RGB); else a ConfigError on ``what``."""
+    try:
+        numbers = tuple(float(v) for v in values)
+    except (TypeError, ValueError):
+        numbers = ()
+    if len(numbers) != 3:
+        raise ConfigError(f"{what} must be 3 numbers (0-1, RGB), got {values!r}")
+    return numbers
 
 
 def one_embedder(
@@ -129,6 +140,9 @@ def one_embedder(
     if isinstance(model, Embedder):
         if preprocessing is not None:
             raise ConfigError(f"model {name!r}: an Embedder carries its own preprocessing")
+        if name != model.spec:  # named by a dict key
+            model.details["given_as"] = model.spec
+            model.spec = model.label = name
         return model
     if not callable(model):
         raise ConfigError(
