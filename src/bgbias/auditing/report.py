@@ -207,8 +207,8 @@ def _data_line(audit) -> str:
     )
 
 
-def _data_uri(png: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+def _data_uri(data: bytes, kind: str = "png") -> str:
+    return f"data:image/{kind};base64," + base64.b64encode(data).decode("ascii")
 
 
 def _html(audit, figures: dict[str, str], out: Path, grids: dict[str, Grid]) -> str:
@@ -248,8 +248,9 @@ def _html(audit, figures: dict[str, str], out: Path, grids: dict[str, Grid]) -> 
             if shown:
                 pair = grids[images[0]].overlays.get(images[1][n])
                 cells += "".join(
-                    f"<td><img alt='{what} of {e(images[1][n])}' src='{_data_uri(png)}'></td>"
-                    for what, png in zip(("photo", "mask overlay"), pair or (), strict=False)
+                    f"<td><img alt='{what} of {e(images[1][n])}' src='{_data_uri(jpeg, 'jpeg')}'>"
+                    "</td>"
+                    for what, jpeg in zip(("photo", "mask overlay"), pair or (), strict=False)
                 )
             parts.append(f"<tr>{cells}</tr>")
         parts.append("</table>")
