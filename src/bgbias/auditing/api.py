@@ -120,7 +120,8 @@ class AuditResult:
 
     @property
     def verdicts(self) -> dict[str, Verdict]:
-        """Model name -> its verdict (``.level``: Low, Moderate or High; ``.sentence``)."""
+        """Model name -> its verdict (``.level``: Low, Moderate, High or Insufficient: intervals
+        that span two levels; ``.sentence``)."""
         return {name: m.verdict for name, m in self.models.items()}
 
     @property
