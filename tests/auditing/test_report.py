@@ -7,7 +7,9 @@ from bgbias.auditing import AuditConfig, run_audit
 from tests.browser import headless_chromium
 from tests.helpers import write_folder_dataset
 
-IMAGES = "Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.src.slice(0, 22)])"
+IMAGES = (
+    "Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth, i.src.split(',')[0]])"
+)
 
 
 @pytest.mark.slow
@@ -42,7 +44,12 @@ def test_report_html_opens_offline_with_every_figure_loaded(tmp_path):
         page.goto(report.as_uri(), wait_until="load")
         images = page.evaluate(IMAGES)
     assert fetched == [] and errors == []
-    # bars per condition, the blend curve, the model's retrieval grid
-    assert len(images) == 3, images
-    for complete, width, source in images:
-        assert complete and width > 0 and source == "data:image/png;base64,", (width, source)
+    # bars per condition, the blend curve, the model's retrieval grid; then beside each worst
+    # image (6 images, 4 conditions, worst 8: every image 4 times) its photo and mask overlay
+    figures = [i for i in images if not i[0].startswith(("photo of", "mask overlay of"))]
+    assert [i[0] for i in figures] == ["conditions", "blend", "retrieval_grid_1"], images
+    assert sum(i[0].startswith("mask overlay of") for i in images) == 6 * 4
+    assert len(images) == 3 + 2 * 6 * 4
+    for alt, complete, width, source in images:
+        kind = "png" if alt in ("conditions", "blend", "retrieval_grid_1") else "jpeg"
+        assert complete and width > 0 and source == f"data:image/{kind};base64", (alt, source)

@@ -2,7 +2,14 @@
 
 import pytest
 
-from bgbias.auditing.verdict import THRESHOLDS, model_verdict, percent, verdict
+from bgbias.auditing.verdict import (
+    INSUFFICIENT,
+    MIN_VERDICT_IMAGES,
+    THRESHOLDS,
+    model_verdict,
+    percent,
+    verdict,
+)
 
 CHANCE = 1 / 600
 
@@ -93,3 +100,73 @@ def test_model_verdict_adds_the_map_drop_and_bg_gap():
     assert str(found) == found.sentence
     plain = model_verdict(model | {"bg_gap": None}, CHANCE, label_metrics=False)
     assert plain.sentence.endswith("(chance 0.17%).")
+
+
+@pytest.mark.parametrize(
+    "kept_ci, found_ci, level",
+    [
+        # the whole box inside one level: that level, edges included as for point values
+        ((0.9, 1.0), (0.0, 0.1), "Low"),
+        ((0.5, 0.9 - 1e-9), (0.0, 0.1), "Moderate"),
+        ((0.5, 0.8), (0.1 + 1e-9, 0.3 - 1e-9), "Moderate"),
+        ((0.0, 0.5 - 1e-9), (0.0, 0.1), "High"),
+        ((0.9, 1.0), (0.3, 0.5), "High"),
+        # spanning two levels by a hair on either rate: not enough images
+        ((0.9 - 1e-9, 1.0), (0.0, 0.1), INSUFFICIENT),
+        ((0.9, 1.0), (0.0, 0.1 + 1e-9), INSUFFICIENT),
+        ((0.5 - 1e-9, 0.8), (0.0, 0.1), INSUFFICIENT),
+        ((0.6, 0.8), (0.2, 0.3), INSUFFICIENT),
+        ((0.0, 1.0), (0.0, 1.0), INSUFFICIENT),
+    ],
+)
+def test_levels_from_intervals_at_the_edges(kept_ci, found_ci, level):
+    kept, found = sum(kept_ci) / 2, sum(found_ci) / 2
+    found_verdict = verdict(kept, found, CHANCE, mixed_rand_ci=kept_ci, only_bg_ci=found_ci)
+    assert found_verdict.level == level
+
+
+def test_an_interval_spanning_two_levels_says_not_enough_images_and_names_them():
+    found = verdict(0.92, 0.05, CHANCE, mixed_rand_ci=(0.85, 0.98), only_bg_ci=(0.0, 0.09))
+    assert found.level == INSUFFICIENT
+    assert found.sentence.startswith(
+        "Not enough images to tell Low from Moderate background reliance: 92% (95% CI 85-98%)"
+    )
+    # the same point values with a narrow interval decide the level
+    narrow = verdict(0.92, 0.05, CHANCE, mixed_rand_ci=(0.91, 0.93), only_bg_ci=(0.04, 0.06))
+    assert narrow.level == "Low" and "(95% CI 7-9%)" in narrow.sentence
+
+
+def test_high_names_only_the_reasons_the_whole_interval_supports():
+    # only_bg >= 0.3 over its whole interval; mixed_rand's interval reaches above 0.5
+    found = verdict(0.45, 0.4, CHANCE, mixed_rand_ci=(0.3, 0.6), only_bg_ci=(0.35, 0.45))
+    assert found.level == "High"
+    assert found.sentence.startswith("High background reliance: 40% (95% CI 35-45%) of images")
+    assert "retrieve their own original" not in found.sentence
+
+
+def test_too_few_images_is_never_a_level():
+    assert verdict(1.0, 0.0, 1 / 3, images=3).level == INSUFFICIENT
+    few = verdict(1.0, 0.0, 1 / 9, images=MIN_VERDICT_IMAGES - 1)
+    assert few.level == INSUFFICIENT and few.sentence.startswith("Not enough images")
+    assert verdict(1.0, 0.0, 1 / 10, images=MIN_VERDICT_IMAGES).level == "Low"
+
+
+def test_model_verdict_reads_the_intervals_and_the_image_count():
+    model = {
+        "conditions": {
+            "original": {"images": 40, "symmetric": {"map_at_r": 0.84}},
+            "mixed_rand": {
+                "instance": {"hit_at_1": 0.7, "hit_at_1_ci": [0.45, 0.85]},
+                "symmetric": {"map_at_r": 0.5},
+            },
+            "only_bg": {"instance": {"hit_at_1": 0.05, "hit_at_1_ci": [0.0, 0.1]}},
+        },
+        "bg_gap": 0.1,
+    }
+    found = model_verdict(model, 1 / 40, label_metrics=True)
+    assert found.level == INSUFFICIENT and "Moderate from High" in found.sentence
+    assert "MAP@R" not in found.sentence  # no numbers that read as a finding
+    model["conditions"]["mixed_rand"]["instance"]["hit_at_1_ci"] = [0.6, 0.8]
+    assert model_verdict(model, 1 / 40, label_metrics=True).level == "Moderate"
+    model["conditions"]["original"]["images"] = 5
+    assert model_verdict(model, 1 / 5, label_metrics=True).level == INSUFFICIENT

@@ -42,7 +42,11 @@ class ConditionMetrics:
     repeats: int  # draws (mixed_rand, mixed_same), else 1
     hit_at_1: float | None  # share of queries whose own original is retrieved first
     hit_at_1_std: float | None  # over repeats
+    hit_at_1_ci: tuple[float, float] | None  # 95% percentile bootstrap interval over images
     chance: float  # hit@1 of a random ranking: 1 / gallery size (the gallery: every original)
+    product_hit_at_1: float | None  # with labels: the first original has the query's label
+    product_hit_at_1_ci: tuple[float, float] | None
+    product_chance: float | None  # product hit@1 of a random ranking
     mean_rank: float | None  # of the query's own original among all originals
     cosine_mean: float | None  # cosine similarity of each original and its variant
     map_at_r: float | None  # symmetric MAP@R (every image in the condition), with labels
@@ -64,6 +68,10 @@ class ModelAudit:
     verdict: Verdict
 
 
+def _pair(value: list[float] | None) -> tuple[float, float] | None:
+    return None if value is None else (value[0], value[1])
+
+
 def _condition(name: str, entry: dict[str, Any], chance: float) -> ConditionMetrics:
     instance = entry.get("instance", {})
     return ConditionMetrics(
@@ -72,7 +80,11 @@ def _condition(name: str, entry: dict[str, Any], chance: float) -> ConditionMetr
         repeats=entry.get("repeats", 1),
         hit_at_1=instance.get("hit_at_1"),
         hit_at_1_std=entry.get("std", {}).get("instance", {}).get("hit_at_1"),
+        hit_at_1_ci=_pair(instance.get("hit_at_1_ci")),
         chance=chance,
+        product_hit_at_1=instance.get("product_hit_at_1"),
+        product_hit_at_1_ci=_pair(instance.get("product_hit_at_1_ci")),
+        product_chance=instance.get("product_chance"),
         mean_rank=instance.get("mean_rank"),
         cosine_mean=instance.get("cosine_mean"),
         map_at_r=entry.get("symmetric", {}).get("map_at_r"),
@@ -91,6 +103,8 @@ class AuditResult:
         self.chance: float = chance
         self.conditions: list[str] = list(audit["conditions"])
         self.notes: list[str] = list(audit["notes"])
+        # image id -> its mask's problems ("empty: 0.0% foreground", ...)
+        self.suspect_masks: dict[str, list[str]] = dict(audit.get("suspect_masks", {}))
         self.models: dict[str, ModelAudit] = {
             name: ModelAudit(
                 name=name,
@@ -106,7 +120,8 @@ class AuditResult:
 
     @property
     def verdicts(self) -> dict[str, Verdict]:
-        """Model name -> its verdict (``.level``: Low, Moderate or High; ``.sentence``)."""
+        """Model name -> its verdict (``.level``: Low, Moderate, High or Insufficient: intervals
+        that span two levels; ``.sentence``)."""
         return {name: m.verdict for name, m in self.models.items()}
 
     @property
@@ -139,8 +154,16 @@ class AuditResult:
                 metric = m.conditions.get(c)
                 hit = None if metric is None else metric.hit_at_1
                 value = "–" if hit is None else f"{hit:.3f}"
+                if metric is not None and metric.hit_at_1_ci is not None:
+                    value += f" [{metric.hit_at_1_ci[0]:.3f}, {metric.hit_at_1_ci[1]:.3f}]"
                 if metric is not None and metric.hit_at_1_std is not None:
                     value += f" ± {metric.hit_at_1_std:.3f}"
+                if metric is not None and metric.product_hit_at_1 is not None:
+                    value += f"<br>product {metric.product_hit_at_1:.3f}"
+                    if metric.product_hit_at_1_ci is not None:
+                        lo, hi = metric.product_hit_at_1_ci
+                        value += f" [{lo:.3f}, {hi:.3f}]"
+                    value += f" (chance {metric.product_chance:.3f})"
                 cells.append(f"<td>{value}</td>")
             gap = "–" if m.bg_gap is None else f"{m.bg_gap:+.3f}"
             rows.append(
@@ -150,11 +173,18 @@ class AuditResult:
         sentences = "".join(
             f"<li><b>{e(m.label)}</b>: {e(m.verdict.sentence)}</li>" for m in self.models.values()
         )
+        suspect = (
+            f"<p>{len(self.suspect_masks)} suspect mask(s): "
+            + e(", ".join(f"{i} ({'; '.join(p)})" for i, p in self.suspect_masks.items()))
+            + "</p>"
+            if self.suspect_masks
+            else ""
+        )
         return (
             f"<div><p>Background-reliance audit of {self.images} images (chance hit@1 "
-            f"{self.chance:.3f}; only_bg: high = reliant)</p><table><tr><th>model</th>{head}"
-            f"<th>BG-gap</th><th>verdict</th></tr>{''.join(rows)}</table><ul>{sentences}</ul>"
-            "</div>"
+            f"{self.chance:.3f}; [95% interval] ± std over repeats; only_bg: high = reliant)"
+            f"</p><table><tr><th>model</th>{head}<th>BG-gap</th><th>verdict</th></tr>"
+            f"{''.join(rows)}</table><ul>{sentences}</ul>{suspect}</div>"
         )
 
 
@@ -188,6 +218,7 @@ def audit(
     blend_steps: int = 5,
     attention: int = 0,
     worst: int = 8,
+    exclude_suspect_masks: bool = False,
     grid_queries: int = 4,
     top_k: int = 5,
     seed: int = 0,
@@ -210,6 +241,8 @@ def audit(
 
     ``images``: a bgbias dataset folder, a ROOT/<class>/<image> tree, or a flat folder (no
     labels); the other options are ``bgbias audit``'s (``bgbias audit --help``, docs/audit.md).
+    Images whose mask looks wrong (:mod:`bgbias.data.mask_sanity`) are audited and marked
+    (``result.suspect_masks``); ``exclude_suspect_masks=True`` leaves them out instead.
     """
     defaults = {"input_size": input_size, "mean": mean, "std": std, "crop_pct": crop_pct}
     options = AdapterOptions(
@@ -233,6 +266,7 @@ def audit(
         blend_steps=blend_steps,
         attention=attention,
         worst=worst,
+        exclude_suspect_masks=exclude_suspect_masks,
         grid_queries=grid_queries,
         top_k=top_k,
         seed=seed,

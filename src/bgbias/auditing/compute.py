@@ -20,17 +20,19 @@ from .. import __version__
 from ..adapters import Embedder
 from ..attention import chosen_indices
 from ..attribution import attention_scores, summarize_scores
+from ..errors import DataError
 from ..progress import progress_bar
 from .conditions import CONDITIONS, ConditionMaker, blend_alphas
-from .figures import Grid, grid_rows_for
-from .images import Pixels, decode, inpaint_objects, make_missing_masks
+from .figures import Grid, grid_rows_for, mask_overlays
+from .images import ImageSet, Pixels, decode, inpaint_objects, make_missing_masks
 from .metrics import similarity
-from .plan import AuditPlan
+from .plan import AuditPlan, usable_labels
 from .score import Embedded, score_model
-from .verdict import THRESHOLDS, model_verdict
+from .verdict import model_verdict
 
 log = logging.getLogger(__name__)
 GRID_CONDITIONS = ("mixed_rand", "only_bg")
+MIN_IMAGES = 30  # below: a note that the rates' 95% intervals are wide
 PACKAGES = (
     "torch",
     "numpy",
@@ -164,6 +166,41 @@ def provenance(plan: AuditPlan) -> dict[str, Any]:
     }
 
 
+def suspect_masks(images: ImageSet, pixels: dict[Any, Pixels]) -> dict[str, list[str]]:
+    """Image id -> its mask's problems (``"code: detail"``), for every suspect mask."""
+    problems = next(iter(pixels.values())).problems
+    return {item.id: p for item, p in zip(images.items, problems, strict=True) if p}
+
+
+def without_suspects(
+    images: ImageSet, pixels: dict[Any, Pixels], suspects: dict[str, list[str]]
+) -> tuple[ImageSet, dict[Any, Pixels]]:
+    """The images and pixels less those whose mask is suspect; none left is an error."""
+    keep = [i for i, item in enumerate(images.items) if item.id not in suspects]
+    if not keep:
+        raise DataError(f"{images.root}: every image's mask is suspect; nothing left to audit")
+    items = [images.items[i] for i in keep]
+    kept = ImageSet(images.root, images.layout, items, images.classes, images.masks)
+    if kept.classes is not None:  # a class whose every image was dropped is no class
+        present = {i.class_name for i in items}
+        kept.classes = [c for c in kept.classes if c in present]
+    return kept, {g: p.subset(keep) for g, p in pixels.items()}
+
+
+def mask_notes(suspects: dict[str, list[str]], total: int, excluded: bool) -> list[str]:
+    """The note on suspect masks, naming a few."""
+    if not suspects:
+        return []
+    shown = "; ".join(f"{i} ({', '.join(p)})" for i, p in list(suspects.items())[:5])
+    more = f"; and {len(suspects) - 5} more" if len(suspects) > 5 else ""
+    what = (
+        "left out of the audit (--exclude-suspect-masks)"
+        if excluded
+        else "audited but marked 'mask suspect' (their numbers may blame the model for the mask)"
+    )
+    return [f"{len(suspects)} of {total} masks look wrong, {what}: {shown}{more}"]
+
+
 def compute_audit(plan: AuditPlan) -> tuple[dict[str, Any], dict[str, Grid]]:
     """Audit every model of ``plan``: the audit.json content (each model's verdict set) and each
     model's retrieval grid, by model name."""
@@ -171,16 +208,24 @@ def compute_audit(plan: AuditPlan) -> tuple[dict[str, Any], dict[str, Grid]]:
     config, notes = plan.config, list(plan.notes)
     images = make_missing_masks(plan.images, config.mask_model, plan.mask_cache, str(plan.device))
     labels = plan.labels
+    pixels = decode(images, plan.geometries)
+    suspects = suspect_masks(images, pixels)
+    notes += mask_notes(suspects, len(images), config.exclude_suspect_masks)
+    if suspects and config.exclude_suspect_masks:
+        before = usable_labels(images)[1]
+        images, pixels = without_suspects(images, pixels, suspects)
+        labels, after = usable_labels(images)
+        notes = [n for n in notes if n not in before] + after
     ids = [item.id for item in images.items]
     class_names = images.classes if labels is not None else None
     chance = 1.0 / len(ids)  # hit@1 of a random ranking: the gallery is every original
-    if chance > THRESHOLDS.low_only_bg_at_most:
+    if len(ids) < MIN_IMAGES:
         notes.append(
-            f"only {len(ids)} images: a random ranking finds {chance:.0%} of them from any "
-            "variant, so the verdict's thresholds say little; audit more images"
+            f"only {len(ids)} images (fewer than {MIN_IMAGES}): every rate's 95% interval is "
+            f"wide and a random ranking finds {chance:.1%} of them from any variant; the "
+            "verdict says 'not enough images' where the intervals span two levels; audit more"
         )
     log.info("auditing %d model(s) on %d images of %s", len(plan.embedders), len(ids), images.root)
-    pixels = decode(images, plan.geometries)
     for p in pixels.values():
         p.backgrounds = inpaint_objects(p)
     alphas = blend_alphas(config.blend_steps)
@@ -201,7 +246,15 @@ def compute_audit(plan: AuditPlan) -> tuple[dict[str, Any], dict[str, Grid]]:
         embedded_total += count
         distance = "cosine" if isinstance(embedder.distance, CosineSimilarity) else "euclidean"
         result = score_model(
-            embedded, labels, class_names, ids, geometry.mask_area, alphas, distance, config.worst
+            embedded,
+            labels,
+            class_names,
+            ids,
+            geometry.mask_area,
+            alphas,
+            distance,
+            config.worst,
+            config.seed,
         )
         attention = attention_summary(embedder, geometry, ids, config.attention, config.seed)
         if config.attention and attention is None:
@@ -229,8 +282,11 @@ def compute_audit(plan: AuditPlan) -> tuple[dict[str, Any], dict[str, Grid]]:
             distance,
         )
         shown = sorted({j for rows in entries.values() for e in rows for j in e["results"]})
+        worst = [w["index"] for rows in result["worst"].values() for w in rows]
         grids[embedder.spec] = Grid(
-            grid_rows_for(entries), {j: geometry.images[j].clone() for j in shown}
+            grid_rows_for(entries),
+            {j: geometry.images[j].clone() for j in shown},
+            mask_overlays(geometry.images, geometry.masks, worst, ids),
         )
     audit = {
         "models": models,
@@ -239,6 +295,9 @@ def compute_audit(plan: AuditPlan) -> tuple[dict[str, Any], dict[str, Grid]]:
         "blend_alphas": alphas,
         "label_metrics": labels is not None,
         "chance_hit_at_1": chance,
+        "min_images": MIN_IMAGES,
+        "suspect_masks": suspects,
+        "suspect_masks_excluded": bool(suspects) and config.exclude_suspect_masks,
         "notes": notes,
         "provenance": provenance(plan),
         "embedded_images": embedded_total,

@@ -1,15 +1,19 @@
-"""The audit's figures (PNG): bars per condition, the blend curve, retrieval grids."""
+"""The audit's figures (PNG): bars per condition, the blend curve, retrieval grids, and the
+mask overlays of the worst images."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import io
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 
+from ..data.mask_sanity import overlay
 from ..report.figures import pyplot, save_figure
 
 # Okabe-Ito colours: told apart by readers with any common colour-vision deficiency (no
@@ -37,6 +41,35 @@ class Grid:
 
     rows: list[tuple[str, dict[str, Any]]]
     gallery: Mapping[int, torch.Tensor]
+    # image id -> (photo, mask overlay) JPEGs of each of the model's worst images, as it saw them
+    overlays: Mapping[str, tuple[bytes, bytes]] = field(default_factory=dict)
+
+
+THUMBNAIL = 128  # px: the largest side of a worst image's photo and overlay in report.html
+THUMBNAIL_QUALITY = 85  # JPEG: a photo thumbnail in ~5 KB (a PNG takes ~40), 64 per model
+
+
+def _jpeg(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=THUMBNAIL_QUALITY)
+    return buffer.getvalue()
+
+
+def mask_overlays(
+    images: torch.Tensor, masks: torch.Tensor, indices: Iterable[int], ids: list[str]
+) -> dict[str, tuple[bytes, bytes]]:
+    """For each image index: (photo, its mask overlay: the background darkened) as JPEG thumbnails,
+    by image id; ``images`` (N, 3, C, C) and ``masks`` (N, 1, C, C) uint8."""
+    out = {}
+    for i in sorted(set(indices)):
+        photo = Image.fromarray(images[i].permute(1, 2, 0).numpy())
+        shown = overlay(photo, Image.fromarray(masks[i, 0].numpy()))
+        pair = []
+        for picture in (photo, shown):
+            picture.thumbnail((THUMBNAIL, THUMBNAIL))
+            pair.append(_jpeg(picture))
+        out[ids[i]] = (pair[0], pair[1])
+    return out
 
 
 def _panels(audit: dict[str, Any]) -> list[tuple[str, str, str, list[str]]]:

@@ -24,6 +24,7 @@ import torch
 from PIL import Image
 
 from ..data.datasets import scan, select_split
+from ..data.mask_sanity import mask_problems
 from ..data.transforms import center_view
 from ..decoding import load_image, load_mask
 from ..errors import BgbiasError, DataError, DataProblems, MissingMasksError
@@ -200,13 +201,27 @@ def make_missing_masks(
 class Pixels:
     """The images at one preprocessing geometry (resize shorter side, centre crop), uint8 on
     the CPU: ``images`` (N, 3, C, C), ``masks`` (N, 1, C, C) 0-255, ``backgrounds`` (N, 3, C, C)
-    the images with their object inpainted away (``only_bg``)."""
+    the images with their object inpainted away (``only_bg``); ``problems``: per image, its
+    full-size mask's :func:`~bgbias.data.mask_sanity.mask_problems` (empty when not checked)."""
 
     resize: int
     crop: int
     images: torch.Tensor
     masks: torch.Tensor
     backgrounds: torch.Tensor = field(default=None)
+    problems: list[list[str]] = field(default_factory=list)
+
+    def subset(self, keep: list[int]) -> Pixels:
+        """These pixels of the images ``keep`` only (in that order)."""
+        index = torch.tensor(keep, dtype=torch.long)
+        return Pixels(
+            self.resize,
+            self.crop,
+            self.images[index],
+            self.masks[index],
+            None if self.backgrounds is None else self.backgrounds[index],
+            [self.problems[i] for i in keep] if self.problems else [],
+        )
 
     @property
     def mask_area(self) -> np.ndarray:
@@ -221,8 +236,9 @@ def _crop(image: Image.Image, resize: int, crop: int) -> np.ndarray:
 def decode(
     images: ImageSet, geometries: Iterable[tuple[int, int]], workers: int = 4
 ) -> dict[tuple[int, int], Pixels]:
-    """Decode every image and mask once; crop it for each (resize, crop) geometry. Unreadable
-    files and masks whose size differs from their image's are reported together."""
+    """Decode every image and mask once; crop it for each (resize, crop) geometry and check the
+    full-size mask (:func:`mask_problems`). Unreadable files and masks whose size differs from
+    their image's are reported together."""
     geometries = sorted(set(geometries))
 
     def one(item: AuditImage):
@@ -231,7 +247,8 @@ def decode(
             mask = load_mask(item.mask, image.size)
         except DataError as exc:
             return str(exc)
-        return [(_crop(image, r, c), _crop(mask, r, c)) for r, c in geometries]
+        crops = [(_crop(image, r, c), _crop(mask, r, c)) for r, c in geometries]
+        return crops, mask_problems(mask)
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         decoded = list(pool.map(one, images.items))
@@ -239,10 +256,13 @@ def decode(
     if problems:
         raise DataProblems(images.root, problems)
     out = {}
+    problems = [d[1] for d in decoded]
     for g, (resize, crop) in enumerate(geometries):
-        rgb = torch.from_numpy(np.stack([d[g][0] for d in decoded])).permute(0, 3, 1, 2)
-        masks = torch.from_numpy(np.stack([d[g][1] for d in decoded]))[:, None]
-        out[(resize, crop)] = Pixels(resize, crop, rgb.contiguous(), masks.contiguous())
+        rgb = torch.from_numpy(np.stack([d[0][g][0] for d in decoded])).permute(0, 3, 1, 2)
+        masks = torch.from_numpy(np.stack([d[0][g][1] for d in decoded]))[:, None]
+        out[(resize, crop)] = Pixels(
+            resize, crop, rgb.contiguous(), masks.contiguous(), None, problems
+        )
     return out
 
 

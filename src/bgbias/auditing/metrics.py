@@ -21,6 +21,8 @@ from ..metrics import METRIC_NAMES, per_query_metrics, retrieval_metrics
 
 INSTANCE_NAMES = ("hit_at_1", "mean_rank", "cosine_mean")
 BLOCK = 1024  # query rows per similarity block: memory O(BLOCK * N)
+RESAMPLES = 1000  # bootstrap resamples of an interval
+DRAWS_PER_CHUNK = 4_000_000  # resampled values held at once: memory O(32 MB)
 
 
 def similarity(queries: torch.Tensor, gallery: torch.Tensor, distance: str) -> torch.Tensor:
@@ -48,12 +50,62 @@ def instance_ranks(
     return torch.cat(ranks), torch.cat(cosines)
 
 
-def instance_metrics(ranks: torch.Tensor, cosines: torch.Tensor) -> dict[str, float]:
-    """hit@1, mean rank and mean cosine, plus the cosine distribution (std, 10/50/90th pct)."""
+def product_hits(
+    variants: torch.Tensor,
+    originals: torch.Tensor,
+    rows: torch.Tensor,
+    labels: np.ndarray,
+    distance: str = "cosine",
+) -> torch.Tensor:
+    """(K,) bool: the first original retrieved for variant k of image ``rows[k]`` has that
+    image's label (its own original or a sibling view of the same product). A tie between the
+    best same-label and the best other-label original counts against it, as for hit@1."""
+    labels_t = torch.as_tensor(labels)
+    out = []
+    for start in range(0, len(rows), BLOCK):
+        scores = similarity(variants[start : start + BLOCK], originals, distance)
+        same = labels_t[None, :] == labels_t[rows[start : start + BLOCK], None]
+        best_same = scores.masked_fill(~same, -math.inf).max(dim=1).values
+        best_other = scores.masked_fill(same, -math.inf).max(dim=1).values
+        out.append(best_same > best_other)
+    return torch.cat(out)
+
+
+def bootstrap_interval(
+    values: np.ndarray, resamples: int = RESAMPLES, seed: int = 0, level: float = 0.95
+) -> list[float] | None:
+    """The percentile bootstrap interval ``[lo, hi]`` of the mean of per-image ``values`` (N,)
+    (NaN: not covered, left out), resampling images with replacement; None without values."""
+    values = np.asarray(values, dtype=float)
+    values = values[~np.isnan(values)]
+    if len(values) == 0:
+        return None
+    rng = np.random.default_rng(seed)
+    chunk = max(1, DRAWS_PER_CHUNK // len(values))
+    means = np.concatenate(
+        [
+            values[rng.integers(0, len(values), (min(chunk, resamples - done), len(values)))].mean(
+                1
+            )
+            for done in range(0, resamples, chunk)
+        ]
+    )
+    tail = 100 * (1 - level) / 2
+    lo, hi = np.percentile(means, [tail, 100 - tail])
+    return [float(lo), float(hi)]
+
+
+def instance_metrics(
+    ranks: torch.Tensor, cosines: torch.Tensor, product: torch.Tensor | None = None
+) -> dict[str, float]:
+    """hit@1, mean rank and mean cosine, plus the cosine distribution (std, 10/50/90th pct);
+    with ``product`` ((K,) bool, :func:`product_hits`) the product hit@1 too."""
     c = cosines.double()
     q = torch.quantile(c, torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64)).tolist()
+    extra = {} if product is None else {"product_hit_at_1": float(product.double().mean())}
     return {
         "hit_at_1": float((ranks == 1).double().mean()),
+        **extra,
         "mean_rank": float(ranks.double().mean()),
         "cosine_mean": float(c.mean()),
         "cosine_std": float(c.std()) if len(c) > 1 else 0.0,

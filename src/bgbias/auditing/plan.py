@@ -48,6 +48,7 @@ class AuditConfig:
     blend_steps: int = 5
     attention: int = 0  # images whose attention score is computed, per differentiable model
     worst: int = 8
+    exclude_suspect_masks: bool = False  # drop images whose mask looks wrong (else: marked)
     grid_queries: int = 4
     top_k: int = 5
     seed: int = 0

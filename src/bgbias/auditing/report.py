@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import html
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..io import write_text
 from .figures import Grid, blend_curve, condition_bars, retrieval_grid
@@ -21,6 +21,7 @@ CONDITION_TEXT = {
 }
 METRIC_TEXT = {
     "hit_at_1": "hit@1",
+    "product_hit_at_1": "product hit@1",
     "mean_rank": "mean rank",
     "cosine_mean": "cosine",
     "map_at_r": "MAP@R",
@@ -35,26 +36,65 @@ def _value(entry: dict[str, Any], family: str, metric: str) -> str:
         return "–"
     std = entry.get("std", {}).get(family, {}).get(metric)
     digits = 2 if metric == "mean_rank" else 3
-    return f"{value:.{digits}f}" + (f" ± {std:.{digits}f}" if std is not None else "")
+    text = f"{value:.{digits}f}"
+    interval = entry.get(family, {}).get(f"{metric}_ci")
+    if interval is not None:
+        text += f" [{interval[0]:.{digits}f}, {interval[1]:.{digits}f}]"
+    return text + (f" ± {std:.{digits}f}" if std is not None else "")
 
 
-def tables(audit: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
-    """Every table of the report: (title, header, rows), rendered as Markdown or HTML."""
+class Table(NamedTuple):
+    """A table of the report; ``images``: for a worst-images table, (model, image id per row)."""
+
+    title: str
+    header: list[str]
+    rows: list[list[str]]
+    images: tuple[str, list[str]] | None = None
+
+
+def _chance(audit: dict[str, Any], condition: str, metric: str) -> str:
+    """The chance level of a metric's row: hit@1's is the audit's, product hit@1's the
+    condition's (the share of originals of the query's label, averaged)."""
+    if metric == "hit_at_1":
+        return f"{audit['chance_hit_at_1']:.3f}"
+    if metric == "product_hit_at_1":
+        for m in audit["models"].values():
+            value = m["conditions"].get(condition, {}).get("instance", {}).get("product_chance")
+            if value is not None:
+                return f"{value:.3f}"
+    return ""
+
+
+def mask_mark(audit: dict[str, Any], image: str) -> str:
+    """'suspect: empty: 0.0% foreground' for an image whose mask looks wrong, else ''."""
+    problems = audit.get("suspect_masks", {}).get(image)
+    return f"mask suspect: {'; '.join(problems)}" if problems else ""
+
+
+def tables(audit: dict[str, Any]) -> list[Table]:
+    """Every table of the report, rendered as Markdown or HTML."""
     models = audit["models"]
     labels = [m["label"] for m in models.values()]
     out = []
     chance = f"{audit['chance_hit_at_1']:.3f}"
+    metrics = ("hit_at_1",) + (("product_hit_at_1",) if audit["label_metrics"] else ())
     rows = [
-        [c, METRIC_TEXT[metric], chance if metric == "hit_at_1" else ""]
+        [c, METRIC_TEXT[metric], _chance(audit, c, metric)]
         + [_value(m["conditions"].get(c, {}), "instance", metric) for m in models.values()]
         for c in audit["conditions"]
         if c != "original"
-        for metric in ("hit_at_1", "mean_rank", "cosine_mean")
+        for metric in (*metrics, "mean_rank", "cosine_mean")
     ]
+    product = (
+        "; product hit@1: the first original has the query's label (a sibling view counts)"
+        if audit["label_metrics"]
+        else ""
+    )
     out.append(
-        (
+        Table(
             "Instance metrics (query: the image's variant; gallery: every original; chance: "
-            "the hit@1 of a random ranking, 1 / gallery size)",
+            "the hit@1 of a random ranking, 1 / gallery size; [95% bootstrap interval over "
+            f"images] ± std over repeats{product})",
             ["condition", "metric", "chance", *labels],
             rows,
         )
@@ -68,7 +108,7 @@ def tables(audit: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]
             for metric in ("map_at_r", "precision_at_1", "r_precision")
         ]
         out.append(
-            (
+            Table(
                 "Label metrics (symmetric: every image in the condition; asymmetric: "
                 "queries in the condition, gallery the originals)",
                 ["condition", "protocol", "metric", *labels],
@@ -81,7 +121,7 @@ def tables(audit: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]
         for i, a in enumerate(alphas)
     ]
     out.append(
-        (
+        Table(
             f"Blend sweep: hit@1 as the background fades to a random photo (chance {chance})",
             ["alpha", *labels],
             rows,
@@ -98,8 +138,8 @@ def tables(audit: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]
             for m in models.values()
         ],
     ]
-    out.append(("Summary numbers", ["", *labels], rows))
-    for _spec, m in models.items():
+    out.append(Table("Summary numbers", ["", *labels], rows))
+    for spec, m in models.items():
         for condition, worst in m["worst"].items():
             order = "highest" if condition == "only_bg" else "lowest"
             rows = [
@@ -109,14 +149,16 @@ def tables(audit: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]
                     f"{w['cosine']:.3f}",
                     f"{w['hit_at_1']:.2f}",
                     f"{w['rank']:.1f}",
+                    mask_mark(audit, w["image"]),
                 ]
                 for w in worst
             ]
             out.append(
-                (
+                Table(
                     f"{m['label']}: worst images under {condition} ({order} cosine)",
-                    ["image", "class", "cosine", "hit@1", "rank"],
+                    ["image", "class", "cosine", "hit@1", "rank", "mask"],
                     rows,
+                    (spec, [w["image"] for w in worst]),
                 )
             )
         quartiles = m["breakdown"]["by_mask_area"].get("mixed_rand", {})
@@ -125,7 +167,7 @@ def tables(audit: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]
             for name, q in quartiles.items()
         ]
         out.append(
-            (
+            Table(
                 f"{m['label']}: mixed_rand by object size",
                 ["mask-area quartile", "images", "hit@1", "cosine"],
                 rows,
@@ -139,7 +181,7 @@ def _markdown(audit, figures: dict[str, str]) -> str:
     lines += [f"- **{m['label']}**: {m['verdict']}" for m in audit["models"].values()]
     lines += ["", "## Conditions", ""]
     lines += [f"- `{c}`: {CONDITION_TEXT[c]}" for c in audit["conditions"]]
-    for title, header, rows in tables(audit):
+    for title, header, rows, _ in tables(audit):
         lines += [
             "",
             f"## {title}",
@@ -165,7 +207,11 @@ def _data_line(audit) -> str:
     )
 
 
-def _html(audit, figures: dict[str, str], out: Path) -> str:
+def _data_uri(data: bytes, kind: str = "png") -> str:
+    return f"data:image/{kind};base64," + base64.b64encode(data).decode("ascii")
+
+
+def _html(audit, figures: dict[str, str], out: Path, grids: dict[str, Grid]) -> str:
     e = html.escape
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
@@ -184,18 +230,29 @@ def _html(audit, figures: dict[str, str], out: Path) -> str:
     parts += [f"<li><code>{c}</code>: {e(CONDITION_TEXT[c])}</li>" for c in audit["conditions"]]
     parts.append("</ul>")
     for name, caption in figures.items():
-        data = base64.b64encode((out / "figures" / f"{name}.png").read_bytes()).decode("ascii")
+        data = _data_uri((out / "figures" / f"{name}.png").read_bytes())
         parts.append(
-            f"<figure><img alt='{e(name)}' src='data:image/png;base64,{data}'>"
+            f"<figure><img alt='{e(name)}' src='{data}'>"
             f"<figcaption>{e(caption)}</figcaption></figure>"
         )
-    for title, header, rows in tables(audit):
+    for title, header, rows, images in tables(audit):
+        shown = images is not None and images[0] in grids
+        header = [*header, "photo", "mask overlay (what the model keeps)"] if shown else header
         parts.append(
             f"<h2>{e(title)}</h2><table><tr>"
             + "".join(f"<th>{e(h)}</th>" for h in header)
             + "</tr>"
         )
-        parts += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in rows]
+        for n, row in enumerate(rows):
+            cells = "".join(f"<td>{e(c)}</td>" for c in row)
+            if shown:
+                pair = grids[images[0]].overlays.get(images[1][n])
+                cells += "".join(
+                    f"<td><img alt='{what} of {e(images[1][n])}' src='{_data_uri(jpeg, 'jpeg')}'>"
+                    "</td>"
+                    for what, jpeg in zip(("photo", "mask overlay"), pair or (), strict=False)
+                )
+            parts.append(f"<tr>{cells}</tr>")
         parts.append("</table>")
     if audit["notes"]:
         parts += ["<h2>Notes</h2><ul>"] + [f"<li>{e(n)}</li>" for n in audit["notes"]] + ["</ul>"]
@@ -226,4 +283,4 @@ def write_reports(audit: dict[str, Any], grids: dict[str, Grid], out: Path) -> N
             "green result means the image was found from its background alone."
         )
     write_text(out / "report.md", _markdown(audit, figures))
-    write_text(out / "report.html", _html(audit, figures, out))
+    write_text(out / "report.html", _html(audit, figures, out, grids))

@@ -12,10 +12,12 @@ from .conditions import CONDITIONS, REPEATED, Variant
 from .metrics import (
     area_quartiles,
     asymmetric_metrics,
+    bootstrap_interval,
     breakdown,
     instance_metrics,
     instance_ranks,
     mean_and_std,
+    product_hits,
     symmetric_metrics,
 )
 
@@ -38,12 +40,14 @@ class Embedded:
 
 @dataclass
 class PerImage:
-    """Per image of one condition, over its repeats: hit@1 fraction, mean cosine, mean rank
-    (NaN where the condition does not cover the image)."""
+    """Per image of one condition, over its repeats: hit@1 fraction, mean cosine, mean rank,
+    product hit@1 fraction (with labels, else None); NaN where the condition does not cover
+    the image."""
 
     hit: np.ndarray
     cosine: np.ndarray
     rank: np.ndarray
+    product: np.ndarray | None = None
 
 
 def _condition_scores(
@@ -54,13 +58,19 @@ def _condition_scores(
     n: int,
 ) -> tuple[dict[str, Any], PerImage]:
     per_repeat, hit, cosine, rank, seen = [], np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
+    product = np.zeros(n)
     for key in keys:
         vectors, rows = embedded.vectors[key], embedded.rows[key]
         result: dict[str, Any] = {}
         if not key.startswith("original"):
             ranks, cosines = instance_ranks(vectors, embedded.originals, rows, distance)
-            result["instance"] = instance_metrics(ranks, cosines)
+            same = None
+            if labels is not None:
+                same = product_hits(vectors, embedded.originals, rows, labels, distance)
+            result["instance"] = instance_metrics(ranks, cosines, same)
             idx = rows.numpy()
+            if same is not None:
+                product[idx] += same.double().numpy()
             hit[idx] += (ranks == 1).double().numpy()
             cosine[idx] += cosines.double().numpy()
             rank[idx] += ranks.double().numpy()
@@ -72,8 +82,26 @@ def _condition_scores(
             )
         per_repeat.append(result)
     with np.errstate(invalid="ignore", divide="ignore"):
-        images = PerImage(hit / seen, cosine / seen, rank / seen)
+        images = PerImage(
+            hit / seen, cosine / seen, rank / seen, None if labels is None else product / seen
+        )
     return per_repeat, images
+
+
+def intervals(
+    values: PerImage, labels: np.ndarray | None, seed: int
+) -> dict[str, float | list[float] | None]:
+    """The 95% bootstrap intervals (over images) of a condition's hit@1 and product hit@1, and
+    product hit@1's chance level: the mean share of the originals that share the query's label."""
+    out: dict[str, float | list[float] | None] = {
+        "hit_at_1_ci": bootstrap_interval(values.hit, seed=seed)
+    }
+    if labels is not None and values.product is not None:
+        covered = ~np.isnan(values.hit)
+        share = np.bincount(labels)[labels] / len(labels)
+        out["product_hit_at_1_ci"] = bootstrap_interval(values.product, seed=seed)
+        out["product_chance"] = float(share[covered].mean()) if covered.any() else None
+    return out
 
 
 def score_model(
@@ -85,8 +113,10 @@ def score_model(
     alphas: list[float],
     distance: str = "cosine",
     worst: int = 8,
+    seed: int = 0,
 ) -> dict[str, Any]:
-    """The model's ``conditions``, ``blend``, ``bg_gap``, breakdowns and worst images."""
+    """The model's ``conditions`` (hit@1 with its 95% bootstrap interval, seeded by ``seed``),
+    ``blend``, ``bg_gap``, breakdowns and worst images."""
     n = len(embedded.originals)
     conditions, per_image = {}, {}
     for condition in CONDITIONS:
@@ -96,6 +126,8 @@ def score_model(
         per_repeat, per_image[condition] = _condition_scores(embedded, keys, labels, distance, n)
         mean, std = mean_and_std(per_repeat)
         entry = dict(mean)
+        if "instance" in entry:  # the same resamples for every model: intervals compare fairly
+            entry["instance"] |= intervals(per_image[condition], labels, seed)
         if condition in REPEATED:
             entry["std"] = std
             entry["repeats"] = len(keys)

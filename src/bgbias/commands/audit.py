@@ -76,6 +76,12 @@ def register(subparsers) -> None:
         "--worst", type=int_at_least(1), default=8, help="worst images listed per condition"
     )
     parser.add_argument(
+        "--exclude-suspect-masks",
+        action="store_true",
+        help="leave out images whose mask looks wrong (empty, full, on the border...); "
+        "default: audit them and mark them in the report",
+    )
+    parser.add_argument(
         "--grid-queries", type=int_at_least(1), default=4, help="queries per retrieval grid"
     )
     parser.add_argument("--top-k", type=int_at_least(1), default=5, help="results per query")
@@ -109,6 +115,7 @@ def run(args) -> int:
         blend_steps=args.blend_steps,
         attention=args.attention,
         worst=args.worst,
+        exclude_suspect_masks=args.exclude_suspect_masks,
         grid_queries=args.grid_queries,
         top_k=args.top_k,
         seed=args.seed,
