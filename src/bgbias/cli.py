@@ -11,6 +11,7 @@ import logging
 import os
 import select
 import sys
+import traceback
 import warnings
 from collections.abc import Sequence
 
@@ -87,19 +88,25 @@ def _main(argv: Sequence[str] | None) -> int:
     if not hasattr(args, "func"):
         parser.print_help()
         return 0
-    configure_output(args.verbose - args.quiet)
+    verbosity = args.verbose - args.quiet
+    configure_output(verbosity)
     try:
         return args.func(args)
     except BgbiasError as exc:
-        return _fail(str(exc))
+        return _fail(str(exc), verbosity)
     except OSError as exc:  # a full or read-only disk, a path that cannot exist, ...
         if isinstance(exc, BrokenPipeError) and _stdout_gone():
             raise
         where = f"{exc.filename}: " if exc.filename else ""
-        return _fail(f"{where}{exc.strerror or exc}")
+        return _fail(f"{where}{exc.strerror or exc}", verbosity)
     except KeyboardInterrupt:
         print("bgbias: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - a bug or a library's surprise: still one line
+        text = str(exc).strip().splitlines()
+        detail = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+        hint = "" if verbosity > 0 else " (run again with -v for the traceback)"
+        return _fail(f"{detail}{hint}", verbosity)
 
 
 def _stdout_gone() -> bool:
@@ -124,7 +131,9 @@ def _discard_stdout() -> None:
         pass
 
 
-def _fail(message: str) -> int:
+def _fail(message: str, verbosity: int = 0) -> int:
+    if verbosity > 0:  # -v: the traceback first, the one line last
+        traceback.print_exc(file=sys.stderr)
     print(f"bgbias: error: {message}", file=sys.stderr)
     return EXIT_FAILED
 

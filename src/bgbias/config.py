@@ -120,8 +120,7 @@ def compose(
         if base is not None:
             if not Path(base).is_file():
                 raise ConfigError(f"{base}: config file not found")
-            saved = OmegaConf.to_container(OmegaConf.load(base))
-            config = OmegaConf.merge(config, saved)
+            config = OmegaConf.merge(config, _read_config_file(Path(base)))
         if preset_name is not None:
             config = OmegaConf.merge(config, preset(preset_name))
         bad = [o for o in overrides if "=" not in o]
@@ -133,6 +132,24 @@ def compose(
     if config.output_dir is None:
         config.output_dir = str(default_output_dir(config.name, config.data.root))
     return validate(config)
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        saved = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        where = getattr(exc, "problem_mark", None)  # YAML's own position, 0-based
+        line = f":{where.line + 1}" if where is not None else ""
+        reason = getattr(exc, "problem", None) or getattr(exc, "strerror", None) or exc
+        raise ConfigError(f"{path}{line}: not a readable YAML config ({reason})") from None
+    if not isinstance(saved, dict):
+        raise ConfigError(
+            f"{path}: a config file maps keys to values (like a run's config.yaml), "
+            f"not a {type(saved).__name__}"
+        )
+    return saved
 
 
 def from_dict(values: dict[str, Any]) -> DictConfig:
@@ -153,6 +170,9 @@ def monitor_key(config: DictConfig) -> str:
 
 
 VERIFY_LEVELS = ("none", "header", "full")
+# far above any metric learning embedding (the paper's is 512), far below a head that would
+# not fit in memory (10^8 x 1024 floats is 400 GB)
+MAX_EMBEDDING_SIZE = 65536
 PRECISIONS = ("auto", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true")
 
 
@@ -197,6 +217,11 @@ def validate(config: DictConfig) -> DictConfig:
     except ConfigError as exc:
         problems.append(f"model.backbone: {exc}")
     at_least("model.embedding_size", config.model.embedding_size, 0)
+    if (config.model.embedding_size or 0) > MAX_EMBEDDING_SIZE:
+        problems.append(
+            f"model.embedding_size={config.model.embedding_size} must be <= "
+            f"{MAX_EMBEDDING_SIZE} (0: no head, the backbone's own features)"
+        )
     choice("loss.name", config.loss.name, LOSSES.names())
     positive("loss.lr", config.loss.lr, optional=True)
     at_least("loss.num_classes", config.loss.num_classes, 1, optional=True)

@@ -36,6 +36,8 @@ from .errors import BgbiasError, ConfigError, ModelOutputError
 from .io import atomic_write
 from .registry import Registry
 
+ONNX_MIN_OPSET = 11  # `bgbias export --opset` refuses lower ones too
+
 PARITY_TOLERANCE = 1e-4  # max |exported - PyTorch| over a check batch, per embedding value
 
 
@@ -138,6 +140,22 @@ def format_for(path: str | os.PathLike, name: str | None = None) -> ExportFormat
     raise ConfigError(f"{path}: unknown model file suffix {suffix!r}; use {known} or --format")
 
 
+def check_opset(opset: int) -> None:
+    """Refuse an ONNX opset this torch cannot export (its exporter fails deep inside)."""
+    from torch.onnx import _constants  # the exporter's own limits; private, hence the fallback
+
+    low = ONNX_MIN_OPSET
+    high = getattr(
+        _constants,
+        "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET",
+        getattr(_constants, "ONNX_MAX_OPSET", 17),
+    )
+    if not low <= opset <= high:
+        raise ConfigError(
+            f"--opset {opset}: torch {torch.__version__} exports ONNX opsets {low} to {high}"
+        )
+
+
 def read_export_metadata(path: str | os.PathLike) -> ExportMetadata:
     """The metadata of an exported file (the format from its suffix)."""
     return format_for(path).read_metadata(path)
@@ -180,6 +198,8 @@ def export_model(
 
     out = Path(out)
     kind = format_for(out, format)
+    if kind.name == "onnx":
+        check_opset(opset)
     embedder = load_embedder(model, options)
     module = embedder.module
     if module is None:

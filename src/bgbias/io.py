@@ -21,7 +21,7 @@ from typing import IO, Any
 from PIL import Image
 
 from .decoding import load_image, load_mask, read_size  # noqa: F401  (their old home)
-from .errors import OutputError
+from .errors import DataError, OutputError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
 
@@ -72,19 +72,25 @@ def atomic_write(
     additionally survives an OS crash, at the cost of one disk flush per file.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide files from a shared team
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide files from a shared team
         with os.fdopen(fd, mode) as handle:
             yield handle
             if durable:
                 handle.flush()
                 os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+    except BaseException as exc:
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        # a write to the open file (a full disk) names no file, a failed rename the temporary
+        # one: name the file the caller asked for instead
+        if isinstance(exc, OSError) and exc.filename in (None, tmp) and exc.errno is not None:
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
         raise
 
 
@@ -171,6 +177,19 @@ def sha256_file(path: str | os.PathLike) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def read_text(path: str | os.PathLike) -> str:
+    """A text file (CSV, listing) as UTF-8, with or without a byte order mark (Excel writes
+    one); other encodings raise one line naming the file and line, never a guessed decoding."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise DataError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); save the file as UTF-8"
+        ) from None
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:

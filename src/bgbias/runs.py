@@ -86,9 +86,7 @@ def load_trained_model(path: str | os.PathLike) -> TrainedModel:
         embedding_size=config.model.embedding_size,
         freeze_batchnorm=config.model.freeze_batchnorm,
     )
-    loss = build_loss(
-        config.loss.name, dict(config.loss.params), num_classes, config.model.embedding_size
-    )
+    loss = build_loss(config.loss.name, dict(config.loss.params), num_classes, model.embedding_size)
     state = raw["state_dict"]
     parts = {"model.": model, "loss_fn.": loss}
     try:

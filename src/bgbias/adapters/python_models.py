@@ -41,15 +41,23 @@ def _import(name: str, spec: str) -> ModuleType:
         sys.modules[module_spec.name] = module
         try:
             module_spec.loader.exec_module(module)
-        except Exception as exc:  # noqa: BLE001 - the user's code may raise anything
-            raise ConfigError(
-                f"{spec}: importing {path} failed ({type(exc).__name__}: {exc})"
-            ) from None
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - the user's code may raise anything
+            raise ConfigError(f"{spec}: importing {path} failed ({_describe(exc)})") from None
         return module
     try:
         return importlib.import_module(name)
     except ImportError as exc:
         raise ConfigError(f"{spec}: cannot import module {name!r} ({exc})") from None
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - the user's module may raise anything
+        raise ConfigError(f"{spec}: importing {name} failed ({_describe(exc)})") from None
+
+
+def _describe(exc: BaseException) -> str:
+    """One line for an exception of the user's code (sys.exit(3) included)."""
+    if isinstance(exc, SystemExit):
+        return f"it called sys.exit({exc.code!r})"
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def load_python(rest: str, options: AdapterOptions) -> Embedder:
@@ -60,7 +68,10 @@ def load_python(rest: str, options: AdapterOptions) -> Embedder:
     factory = getattr(_import(module_name, spec), factory_name, None)
     if not callable(factory):
         raise ConfigError(f"{spec}: {module_name} has no callable {factory_name!r}")
-    made = factory()
+    try:
+        made = factory()
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - the user's code may raise anything
+        raise ConfigError(f"{spec}: {factory_name}() failed ({_describe(exc)})") from None
     if isinstance(made, Embedder):
         return made
     model, preprocessing = made if isinstance(made, tuple) and len(made) == 2 else (made, None)

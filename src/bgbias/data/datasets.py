@@ -14,6 +14,7 @@ The official Cars196 / CUB-200-2011 / SOP files are brought into this layout by
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 from collections import Counter
@@ -36,7 +37,7 @@ from ..decoding import (
     read_header,
 )
 from ..errors import DataError, DataProblems, MissingMasksError
-from ..io import image_files, is_image_file, write_json
+from ..io import image_files, is_image_file, read_text, write_json
 
 # (image, mask[, generator]) -> (image (3, H, W), mask (1, H, W)). A transform with a
 # ``source_side`` attribute (PairedTransform) is given images as DecodedImage, which JPEGs may
@@ -224,26 +225,24 @@ def _scan_tree(listing: Listing, images_dir: Path) -> None:
 
 def _scan_index(listing: Listing, index: Path, images_dir: Path) -> None:
     seen: dict[str, None] = {}
-    with open(index, newline="") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header is None or [h.strip() for h in header[:2]] != ["path", "label"]:
-            raise DataError(f"{index}: first line must be the header 'path,label'")
-        for line_no, row in enumerate(reader, start=2):
-            if not row or all(not cell.strip() for cell in row):
-                continue
-            if len(row) < 2 or not row[0].strip() or not row[1].strip():
-                listing.problems.append(f"{index}:{line_no}: expected 'path,label', got {row!r}")
-                continue
-            relative, label = row[0].strip(), row[1].strip()
-            if not (images_dir / relative).is_file():
-                listing.problems.append(
-                    f"{images_dir / relative}: image file not found "
-                    f"(listed in {index.name}:{line_no})"
-                )
-                continue
-            listing.images.append((relative, label))
-            seen.setdefault(label)
+    reader = csv.reader(io.StringIO(read_text(index), newline=""))
+    header = next(reader, None)
+    if header is None or [h.strip() for h in header[:2]] != ["path", "label"]:
+        raise DataError(f"{index}: first line must be the header 'path,label'")
+    for line_no, row in enumerate(reader, start=2):
+        if not row or all(not cell.strip() for cell in row):
+            continue
+        if len(row) < 2 or not row[0].strip() or not row[1].strip():
+            listing.problems.append(f"{index}:{line_no}: expected 'path,label', got {row!r}")
+            continue
+        relative, label = row[0].strip(), row[1].strip()
+        if not (images_dir / relative).is_file():
+            listing.problems.append(
+                f"{images_dir / relative}: image file not found (listed in {index.name}:{line_no})"
+            )
+            continue
+        listing.images.append((relative, label))
+        seen.setdefault(label)
     listing.classes = list(seen)
 
 

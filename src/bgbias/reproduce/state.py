@@ -16,18 +16,34 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
+from ..errors import ConfigError
 from ..io import write_json, write_text
 from .plan import Cell
 
 STATE_FILE = "state.json"
 LOCK_FILE = ".cell.lock"
+STATE_HINT = "delete it to run the cell's stages again"
 
 
 def read_state(cell: Cell) -> dict[str, Any]:
+    """The cell's state file; none yet is a pending cell, a damaged one (written only by
+    bgbias, atomically: someone edited it) an error naming it."""
+    path = cell.folder / STATE_FILE
     try:
-        state = json.loads((cell.folder / STATE_FILE).read_text())
-    except (OSError, ValueError):
+        state = json.loads(path.read_text())
+    except FileNotFoundError:
         state = {}
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: damaged state file ({exc}); {STATE_HINT}") from None
+    if not (
+        isinstance(state, dict)
+        and isinstance(state.get("state", ""), str)
+        and isinstance(state.get("done", []), list)
+    ):
+        raise ConfigError(
+            f"{path}: damaged state file (expected an object with a 'state' text and a "
+            f"'done' list); {STATE_HINT}"
+        )
     return {"state": "pending", "done": [], **state}
 
 

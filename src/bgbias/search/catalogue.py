@@ -13,6 +13,7 @@ Each layout is one entry of :data:`LAYOUTS`, tried in order.
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import os
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from ..data.datasets import scan
 from ..errors import DataError, DataProblems
-from ..io import image_files
+from ..io import image_files, read_text
 
 log = logging.getLogger(__name__)
 
@@ -50,27 +51,24 @@ class CatalogueLayout:
 
 
 def _read_csv(path: Path, split: str | None) -> list[CatalogueItem]:
-    with open(path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        header = [h.strip() for h in reader.fieldnames or []]
-        if "path" not in header:
-            raise DataError(
-                f"{path}: the header must name a 'path' column (and optionally id, label)"
-            )
-        reader.fieldnames = header
-        items, problems = [], []
-        for line_no, row in enumerate(reader, start=2):
-            relative = (row.get("path") or "").strip()
-            if not relative:
-                if any((v or "").strip() for v in row.values()):
-                    problems.append(f"{path}:{line_no}: no path")
-                continue
-            file = (path.parent / relative).resolve()
-            if not file.is_file():
-                problems.append(f"{file}: image file not found (listed in {path.name}:{line_no})")
-                continue
-            label = (row.get("label") or "").strip() or None
-            items.append(CatalogueItem((row.get("id") or "").strip() or relative, file, label))
+    reader = csv.DictReader(io.StringIO(read_text(path), newline=""))
+    header = [h.strip() for h in reader.fieldnames or []]
+    if "path" not in header:
+        raise DataError(f"{path}: the header must name a 'path' column (and optionally id, label)")
+    reader.fieldnames = header
+    items, problems = [], []
+    for line_no, row in enumerate(reader, start=2):
+        relative = (row.get("path") or "").strip()
+        if not relative:
+            if any((v or "").strip() for v in row.values()):
+                problems.append(f"{path}:{line_no}: no path")
+            continue
+        file = (path.parent / relative).resolve()
+        if not file.is_file():
+            problems.append(f"{file}: image file not found (listed in {path.name}:{line_no})")
+            continue
+        label = (row.get("label") or "").strip() or None
+        items.append(CatalogueItem((row.get("id") or "").strip() or relative, file, label))
     if problems:
         raise DataProblems(path, problems)
     return items

@@ -202,6 +202,10 @@ class SearchIndex:
             index = faiss.read_index(str(path / FAISS_FILE))
         except (OSError, ValueError, RuntimeError) as exc:
             raise IndexFolderError(f"{path}: damaged index ({exc})") from None
+        if not isinstance(manifest, dict) or not isinstance(items, list):
+            raise IndexFolderError(
+                f"{path}: damaged index ({MANIFEST} must hold an object, {ITEMS} a list)"
+            )
         if manifest.get("format") != INDEX_FORMAT:
             raise IndexFolderError(
                 f"{path}: index format {manifest.get('format')}; this bgbias reads {INDEX_FORMAT}"

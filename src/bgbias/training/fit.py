@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -141,6 +142,13 @@ def fit(config: DictConfig, callbacks: list[L.Callback] | None = None) -> dict[s
                 f"{out}: training stopped by SIGTERM at step {trainer.global_step}; continue "
                 "it with resume=true"
             ) from None
+        except SystemExit:
+            if not trainer.interrupted:
+                raise
+            # Lightning answers Ctrl-C with sys.exit(1) and leaves SIGINT ignored: give the
+            # caller a KeyboardInterrupt (exit 130) and the interrupt key back
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            raise KeyboardInterrupt from None
     best = checkpoint.best_model_score
     return {
         "run_dir": str(out),

@@ -56,7 +56,11 @@ class EmbeddingModule(L.LightningModule):
             cfg.model.freeze_batchnorm,
         )
         self.loss_fn = build_loss(
-            cfg.loss.name, dict(cfg.loss.params), num_classes, cfg.model.embedding_size
+            # the model's size: embedding_size 0 (no head) is the backbone's feature size
+            cfg.loss.name,
+            dict(cfg.loss.params),
+            num_classes,
+            self.model.embedding_size,
         )
         self.replacer: BackgroundReplacer | None = None
         self.__dict__["augment"] = None  # BGAugment, set by setup (see there)
