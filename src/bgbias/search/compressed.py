@@ -47,14 +47,19 @@ def code_bits(n: int) -> int:
     return int(min(8, max(1, np.log2(max(2, n // TRAIN_POINTS_PER_LIST)))))
 
 
-def plan(n: int, dim: int, max_memory: int) -> dict[str, int]:
+def plan(n: int, dim: int, max_memory: int | None) -> dict[str, int]:
     """The list count, sub-vector count ``m`` and code bits of an ivfpq index of ``n``
-    ``dim``-d vectors within ``max_memory`` bytes; ConfigError when not even 1 code fits."""
+    ``dim``-d vectors within ``max_memory`` bytes (None: 1/16 of flat, or the smallest codes
+    where even that is too little, as for a tiny catalogue); ConfigError when a given budget
+    cannot hold even the smallest codes."""
     nlist, nbits = list_count(n), code_bits(n)
     fixed = 4 * dim * (nlist + 2**nbits)
-    for m in CODE_SIZES:
+    fitting = [m for m in CODE_SIZES if dim % m == 0]
+    for m in fitting:
         total = fixed + n * (-(-m * nbits // 8) + ID_BYTES)
-        if dim % m == 0 and total <= max_memory:
+        if total <= (max_memory or default_budget(n, dim)) or (
+            max_memory is None and m == fitting[-1]
+        ):
             return {"nlist": nlist, "m": m, "nbits": nbits, "estimated_bytes": total}
     least = fixed + n * (1 + ID_BYTES)
     raise ConfigError(
@@ -69,8 +74,7 @@ def build_ivfpq(embeddings: np.ndarray, max_memory: int | None) -> tuple[Any, di
     from .faiss_store import recall_at_k
 
     n, dim = embeddings.shape
-    budget = max_memory or default_budget(n, dim)
-    chosen = plan(n, dim, budget)
+    chosen = plan(n, dim, max_memory)
     nlist, m, nbits = chosen["nlist"], chosen["m"], chosen["nbits"]
     key = f"IVF{nlist},PQ{m}x{nbits}"
     index = faiss.index_factory(dim, key, faiss.METRIC_INNER_PRODUCT)
@@ -87,7 +91,7 @@ def build_ivfpq(embeddings: np.ndarray, max_memory: int | None) -> tuple[Any, di
         "m": m,
         "nbits": nbits,
         "nprobe": nprobe,
-        "max_memory": budget,
+        "max_memory": max_memory or default_budget(n, dim),
         "train_sample": len(sample),
         "estimated_bytes": chosen["estimated_bytes"],
         "tuning_recall_at_10": round(recall, 4),

@@ -58,10 +58,10 @@ def _hnsw(embeddings: np.ndarray, max_memory: int | None):
     import faiss
 
     index = faiss.index_factory(embeddings.shape[1], "HNSW32", faiss.METRIC_INNER_PRODUCT)
-    index.hnsw.efConstruction = 40
+    index.hnsw.efConstruction = 80
     index.add(embeddings)
     index.hnsw.efSearch = 64
-    return index, {"M": 32, "efConstruction": 40, "efSearch": 64}
+    return index, {"M": 32, "efConstruction": 80, "efSearch": 64}
 
 
 def _ivfpq(embeddings: np.ndarray, max_memory: int | None):
