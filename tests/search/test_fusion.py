@@ -1,4 +1,4 @@
-"""Fusion rules (search and evaluation) and the compressed ivfpq index, without a model."""
+"""Fusion rules, at search time (faiss store) and as an evaluation protocol, without a model."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,6 @@ import torch
 
 from bgbias.errors import ConfigError
 from bgbias.metrics import retrieval_metrics
-from bgbias.search.compressed import build_ivfpq, plan
 from bgbias.search.faiss_store import FaissStore
 from bgbias.search.fused_eval import fused_retrieval_metrics
 from bgbias.search.fusion import RRF_K, Fusion, parse_fusion
@@ -111,24 +110,3 @@ def test_fused_evaluation_metrics():
     )
     assert rrf["precision_at_1"] == pytest.approx(precision_at_1)
     assert 0 < rrf["map_at_r"] <= 1
-
-
-def test_ivfpq_fits_its_budget_and_reports_recall():
-    rng = np.random.default_rng(0)
-    centres = rng.normal(size=(20, 32))
-    data = unit(centres[rng.integers(0, 20, 20_000)] + rng.normal(scale=0.3, size=(20_000, 32)))
-    budget = 400_000  # flat: 2.56 MB
-    index, params = build_ivfpq(data, budget)
-    import faiss
-
-    size = faiss.serialize_index(index).nbytes
-    assert params["estimated_bytes"] <= budget and size <= budget * 1.05
-    assert params["m"] == 8 and 0.3 < params["tuning_recall_at_10"] <= 1.0
-    bigger, more = build_ivfpq(data, 4 * budget)
-    assert more["m"] > params["m"] and more["tuning_recall_at_10"] > params["tuning_recall_at_10"]
-
-
-def test_ivfpq_budget_too_small_is_one_line():
-    with pytest.raises(ConfigError, match="--max-memory 1000 bytes"):
-        plan(100_000, 128, 1000)
-    assert plan(20, 64, None)["m"] == 1  # a tiny catalogue: the smallest codes, not an error

@@ -162,6 +162,11 @@ def build_index(
         load_remover(foreground, fill, str(device)) if isinstance(foreground, str) else foreground
     )
     store = {"backend": "milvus" if milvus else "faiss", "uri": milvus, "max_memory": max_memory}
+    if kind.name == "ivfpq" and max_memory and not milvus:  # a budget too small fails now
+        from .compressed import plan
+
+        fields = 2 if remover is not None else 1
+        plan(len(cat.items), len(model_probe(embedder)), max_memory // fields)
     lock = FileLock(out.parent / f".{out.name}.lock")
     try:
         lock.acquire(timeout=0)

@@ -113,13 +113,15 @@ def _write(index, path: Path) -> None:
 
 
 def _read(path: Path):
-    """Memory-mapped where faiss supports it (IVF lists, flat codes): the OS pages the file in
-    as searches touch it and can drop it again, so RAM stays small for large indexes."""
+    """Memory-mapped where faiss supports it (IVF lists, flat codes, HNSW's vectors): the OS
+    pages the file in as searches touch it and can drop it again, so RAM stays small for large
+    indexes. Through a FileIOReader: faiss maps only from a plain file reader."""
     import faiss
 
-    for flags in (faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY, faiss.IO_FLAG_MMAP, 0):
+    error = None
+    for flags in (faiss.IO_FLAG_MMAP | faiss.IO_FLAG_MMAP_IFC, faiss.IO_FLAG_MMAP_IFC, 0):
         try:
-            return faiss.read_index(str(path), flags)
+            return faiss.read_index(faiss.FileIOReader(str(path)), flags)
         except RuntimeError as exc:
             error = exc
     raise error
@@ -140,8 +142,9 @@ class FaissStore(VectorStore):
         check_vectors(vectors, items)
         kind = INDEX_TYPES.get(settings.get("index_type", "flat"))
         params, recall, nbytes = {}, {}, 0
+        budget = settings.get("max_memory")  # for the whole index: shared by its fields
         for field, embeddings in vectors.items():
-            index, params[field] = kind.build(embeddings, settings.get("max_memory"))
+            index, params[field] = kind.build(embeddings, budget and budget // len(vectors))
             if not kind.exact:
                 value, sample = recall_at_k(index, embeddings)
                 recall[field] = {"recall_at_10": round(value, 4), "queries": sample}

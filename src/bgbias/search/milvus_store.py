@@ -254,7 +254,7 @@ class MilvusStore(VectorStore):
         positions = np.full((len(hits), depth), -1, dtype=np.int64)
         for row, found in enumerate(hits):
             for column, hit in enumerate(list(found)[:depth]):
-                positions[row, column] = int(hit["position"] if "position" in hit else hit["id"])
+                positions[row, column] = int(hit["position"])
                 scores[row, column] = float(hit["distance"])
         return scores, positions
 
