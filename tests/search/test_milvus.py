@@ -183,12 +183,13 @@ def test_bad_milvus_uris_are_config_errors(tmp_path):
 
 
 def test_a_full_disk_while_building_is_one_line_and_no_index(tmp_path, catalogue, checkpoint):
-    """Files of the build may not grow past 4 KB (RLIMIT_FSIZE: a write past it fails with
-    EFBIG, as a full disk fails with ENOSPC): thumbnails and chunks fit, the index does not."""
+    """Files of the build may not grow past 3000 bytes (RLIMIT_FSIZE: a write past it fails
+    with EFBIG, as a full disk fails with ENOSPC): the thumbnails (<= 2.7 KB here), chunks and
+    the 1.3 KB faiss file fit, items.json (~3.2 KB) does not."""
     out = tmp_path / "index"
     code = (
         "import resource, sys\n"
-        "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (3000, 3000))\n"
         "from bgbias.cli import main\n"
         "sys.exit(main(sys.argv[1:]))\n"
     )
