@@ -8,6 +8,7 @@ standard deviation (ddof=1) over the repeats, with every repeat's value.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from dataclasses import dataclass
@@ -105,8 +106,10 @@ def evaluate(
     device: str | torch.device = "cpu",
     num_workers: int = 0,
     progress: bool = True,
+    metrics=retrieval_metrics,
 ) -> dict[str, Any]:
-    """``{"clean": {metric: value}, "corrupted": {metric: {"mean", "std", "values"}}, ...}``."""
+    """``{"clean": {metric: value}, "corrupted": {metric: {"mean", "std", "values"}}, ...}``;
+    ``metrics(embeddings, labels)``: how rows are ranked (fused dual vectors rank otherwise)."""
     started = time.perf_counter()
     recipe = model.recipe
     replacer = BackgroundReplacer(bank, recipe) if bank is not None and repeats else None
@@ -121,8 +124,8 @@ def evaluate(
         num_workers,
         progress,
     )
-    clean = retrieval_metrics(result.clean, result.labels)
-    per_repeat = [retrieval_metrics(e, result.labels) for e in result.corrupted]
+    clean = metrics(result.clean, result.labels)
+    per_repeat = [metrics(e, result.labels) for e in result.corrupted]
     out: dict[str, Any] = {
         "clean": clean,
         "corrupted": {m: summarize([r[m] for r in per_repeat]) for m in METRIC_NAMES}
@@ -163,6 +166,8 @@ def evaluate_model(
     options: AdapterOptions | None = None,
     query_masking: str | BackgroundRemover | None = None,
     fill: str = "mean",
+    fusion: str | None = None,
+    mask_model: str | BackgroundRemover = "u2netp",
 ) -> tuple[dict[str, Any], Path]:
     """Evaluate a model in any form :func:`bgbias.adapters.load_embedder` reads (a bgbias
     checkpoint, a backbone name, ...) on ``split``; write and return the result JSON.
@@ -176,14 +181,29 @@ def evaluate_model(
     protocol), so every image the model embeds, clean and with its background replaced, first
     has its background removed by the mask model (predicted on that image) and filled with
     ``fill``. The result's ``inference`` gives the measured milliseconds per image.
+
+    ``fusion`` (``full``, ``foreground``, ``rrf``, ``weighted:W``): fused dual-vector search,
+    :mod:`bgbias.search.fused_eval`; every image is embedded as it is and with its background
+    removed by ``mask_model``, and neighbours are ranked by the fusion rule over both.
     """
+    from .search.fused_eval import FusedEmbedder, fused_retrieval_metrics
+    from .search.fusion import parse_fusion
+
+    rule = parse_fusion(fusion) if fusion is not None else None
+    if rule is not None and query_masking is not None:
+        raise ConfigError(
+            "--fusion and --query-masking: choose one (--fusion foreground is query masking)"
+        )
     embedder = model if isinstance(model, Embedder) else load_embedder(model, options)
+    masking = mask_model if rule is not None else query_masking
     remover = (
-        load_remover(query_masking, fill, str(resolve_device(device)))
-        if isinstance(query_masking, str)
-        else query_masking
+        load_remover(masking, fill, str(resolve_device(device)))
+        if isinstance(masking, str)
+        else masking
     )
     variant = f"query-masking-{remover.name}" if remover is not None else ""
+    if rule is not None:
+        variant = f"fusion-{rule.name.replace(':', '-')}-{remover.name}"
     config = embedder.config
     background_seed, background_count, check_sizes = 0, 100, True
     if config is not None:
@@ -219,9 +239,27 @@ def evaluate_model(
             seed=background_seed,
             count=background_count,
         )["test"]
-    measured = MeasuredEmbedder(embedder, remover).to(resolve_device(device))
+    measured = (
+        FusedEmbedder(embedder, remover, rule)
+        if rule is not None
+        else MeasuredEmbedder(embedder, remover)
+    ).to(resolve_device(device))
+    metrics = (
+        functools.partial(fused_retrieval_metrics, fusion=rule)
+        if rule is not None
+        else retrieval_metrics
+    )
     result = evaluate(
-        measured, test_set, bank, repeats, seed, batch_size, measured.device, num_workers, progress
+        measured,
+        test_set,
+        bank,
+        repeats,
+        seed,
+        batch_size,
+        measured.device,
+        num_workers,
+        progress,
+        metrics,
     )
     result = {
         "model": measured.describe(),

@@ -64,7 +64,10 @@ def test_items_thumbnails_and_provenance(built_index, checkpoint):
     manifest = index.manifest
     assert manifest["model"]["spec"] == str(checkpoint.resolve())
     assert manifest["model"]["sha256"] and manifest["model"]["recipe"]["crop"] == 64
-    assert manifest["index"] == {"type": "flat", "exact": True, "params": {}, "recall": None}
+    section = {k: manifest["index"][k] for k in ("type", "exact", "params", "recall", "fields")}
+    expected = {"type": "flat", "exact": True, "params": {}, "recall": None, "fields": ["full"]}
+    assert section == expected
+    assert manifest["index"]["backend"] == "faiss" and manifest["foreground"] is None
     assert manifest["catalogue"]["layout"] == "dataset" and manifest["dim"] == 16
     assert not list(built_index.parent.glob(".shop-index.building*"))
 

@@ -53,12 +53,27 @@ def register(subparsers) -> None:
         "removed by MASK_MODEL before embedding (u2netp when none is named); the result gives "
         "the measured inference cost per image",
     )
+    parser.add_argument(
+        "--fusion",
+        metavar="RULE",
+        help="fused dual-vector search: every image is embedded as it is and with its "
+        "background removed by --mask-model, and ranked by RULE over both: full, foreground, "
+        "rrf or weighted:W (W: the full vector's share)",
+    )
+    parser.add_argument(
+        "--mask-model",
+        default="u2netp",
+        action=RegistryChoice,
+        names=MASK_MODELS,
+        help="mask model of --fusion's foreground vectors",
+    )
     add_fill(parser)
     add_device(parser)
     parser.add_argument(
         "--out",
         help="result JSON (default: <checkpoint>.<split>.eval.json, "
-        "<checkpoint>.<split>.query-masking-<mask model>.eval.json with --query-masking)",
+        "<checkpoint>.<split>.query-masking-<mask model>.eval.json with --query-masking, "
+        "<checkpoint>.<split>.fusion-<rule>-<mask model>.eval.json with --fusion)",
     )
     parser.set_defaults(func=run)
 
@@ -81,6 +96,8 @@ def run(args) -> int:
         options=adapter_options(args),
         query_masking=args.query_masking,
         fill=args.fill,
+        fusion=args.fusion,
+        mask_model=args.mask_model,
     )
     clean = result["clean"]
     print(
@@ -98,7 +115,7 @@ def run(args) -> int:
     masking = f" (mask model {cost['mask']:.1f} + embedding {cost['embed']:.1f})"
     print(
         f"inference: {cost['total']:.1f} ms per image on {result['inference']['device']}"
-        + (masking if args.query_masking else "")
+        + (masking if args.query_masking or args.fusion else "")
     )
     print(f"wrote {path}")
     return 0

@@ -31,6 +31,7 @@ from ..devices import resolve_device
 from ..errors import DataError, OutputError
 from ..io import atomic_write, ensure_writable_dir, move_aside, remove_tree, write_json
 from ..progress import progress_bar
+from ..removal import BackgroundRemover, load_remover
 from .catalogue import CatalogueItem, read_catalogue
 from .images import model_input, model_view, open_photo, view_pixels, write_thumbnail
 from .index import (
@@ -42,12 +43,15 @@ from .index import (
     options_json,
     write_index_files,
 )
+from .store import store_class
 
 log = logging.getLogger(__name__)
 CHUNK_SIZE = 512
 THUMB_SIZE = 128
 PLAN = "plan.json"
-Prepared = tuple[int, "torch.Tensor | None", "str | None"]  # position, model input, error
+DEFAULT_MASK_MODEL = "u2netp"  # of a Milvus index's foreground vectors when none is named
+# position, model input, its foreground's model input (or None), error
+Prepared = tuple[int, "torch.Tensor | None", "torch.Tensor | None", "str | None"]
 
 
 def absolute_spec(spec: str) -> str:
@@ -66,10 +70,16 @@ def absolute_spec(spec: str) -> str:
 
 
 def plan_key(
-    embedder: Embedder, probe: list[float], items: list[CatalogueItem], chunk_size: int, thumb_size
+    embedder: Embedder,
+    probe: list[float],
+    items: list[CatalogueItem],
+    chunk_size: int,
+    thumb_size,
+    foreground: dict | None = None,
 ) -> str:
     digest = hashlib.sha256()
     head = {"format": INDEX_FORMAT, "model": embedder.describe(), "chunk": chunk_size}
+    head["foreground"] = foreground  # chunks hold foreground vectors of this mask model, or none
     head["probe"] = probe  # no resuming with other weights (random, retrained, edited code)
     digest.update(json.dumps(head | {"thumb": thumb_size}, sort_keys=True, default=str).encode())
     for item in items:
@@ -119,17 +129,44 @@ def build_index(
     workers: int = 2,
     progress: bool = True,
     options: AdapterOptions | None = None,
+    foreground: str | BackgroundRemover | None = None,
+    fill: str = "mean",
+    milvus: str | None = None,
+    max_memory: int | None = None,
 ) -> dict[str, Any]:
     """Embed every image of ``catalogue`` (:func:`bgbias.search.catalogue.read_catalogue`) with
     ``model`` (any :func:`bgbias.adapters.load_embedder` form) into an index folder ``out``;
-    returns its manifest. Unreadable images are skipped and listed in the manifest."""
+    returns its manifest. Unreadable images are skipped and listed in the manifest.
+
+    ``foreground`` (a mask model name or a :class:`bgbias.removal.BackgroundRemover`): also
+    embed each image with its background removed and filled with ``fill``, the second vector
+    that fused search (:mod:`bgbias.search.fusion`) queries. ``milvus``: store the vectors in a
+    Milvus collection at this URI (a ``.db`` file: Milvus Lite) instead of faiss files; it
+    always holds both vectors (``foreground`` defaults to u2netp). ``max_memory``: the byte
+    budget of an ``ivfpq`` index."""
     kind = INDEX_TYPES.get(index_type)
     out = Path(out)
     ensure_writable_dir(out.parent)
     _check_replaceable(out)
+    if milvus is not None:
+        from .milvus_store import connect, resolve_uri
+
+        milvus = resolve_uri(milvus)
+        connect(milvus).close()  # an unreachable URI stops here, before hours of embedding
+        foreground = foreground or DEFAULT_MASK_MODEL
     cat = read_catalogue(catalogue, split)
     embedder = model if isinstance(model, Embedder) else load_embedder(model, options)
-    embedder.to(resolve_device(device))
+    device = resolve_device(device)
+    embedder.to(device)
+    remover = (
+        load_remover(foreground, fill, str(device)) if isinstance(foreground, str) else foreground
+    )
+    store = {"backend": "milvus" if milvus else "faiss", "uri": milvus, "max_memory": max_memory}
+    if kind.name == "ivfpq" and max_memory and not milvus:  # a budget too small fails now
+        from .compressed import plan
+
+        fields = 2 if remover is not None else 1
+        plan(len(cat.items), len(model_probe(embedder)), max_memory // fields)
     lock = FileLock(out.parent / f".{out.name}.lock")
     try:
         lock.acquire(timeout=0)
@@ -137,20 +174,43 @@ def build_index(
         raise OutputError(f"{out}: another `bgbias index` is building it") from None
     try:
         return _build_locked(
-            embedder, options, cat, out, kind, batch_size, chunk_size, thumb_size, workers, progress
+            embedder,
+            options,
+            cat,
+            out,
+            kind,
+            batch_size,
+            chunk_size,
+            thumb_size,
+            workers,
+            progress,
+            remover,
+            store,
         )
     finally:
         lock.release()
 
 
 def _build_locked(
-    embedder, options, cat, out, kind, batch_size, chunk_size, thumb_size, workers, progress
+    embedder,
+    options,
+    cat,
+    out,
+    kind,
+    batch_size,
+    chunk_size,
+    thumb_size,
+    workers,
+    progress,
+    remover,
+    store,
 ):
     started = time.perf_counter()
     work = out.parent / f".{out.name}.building"
     items = cat.items
     probe = model_probe(embedder)
-    key = plan_key(embedder, probe, items, chunk_size, thumb_size)
+    masking = {"mask_model": remover.name, "fill": remover.fill} if remover else None
+    key = plan_key(embedder, probe, items, chunk_size, thumb_size, masking)
     plan_file = work / PLAN
     if plan_file.is_file() and json.loads(plan_file.read_text()).get("key") != key:
         log.info(
@@ -168,10 +228,14 @@ def _build_locked(
         try:
             photo = open_photo(item.path, max_pixels=None, draft_size=draft)
         except DataError as exc:
-            return position, None, str(exc)
+            return position, None, None, str(exc)
         write_thumbnail(photo, work / THUMBS / f"{position:07d}.jpg", thumb_size)
-        pixels = view_pixels(model_view(photo, recipe))
-        return position, model_input(pixels, recipe.normalization), None
+        view = model_view(photo, recipe)
+        full = model_input(view_pixels(view), recipe.normalization)
+        if remover is None:
+            return position, full, None, None
+        # the mask is predicted on the view the model sees, as a search query's is
+        return position, full, model_input(remover.remove(view, recipe), recipe.normalization), None
 
     def chunk_file(chunk: int) -> Path:
         return work / "chunks" / f"chunk-{chunk:05d}.npz"
@@ -195,20 +259,22 @@ def _build_locked(
     with ThreadPoolExecutor(max_workers=workers) as pool:
         stream = _prefetched(pool, batches, prepare)
         for chunk, group in groupby(stream, key=lambda entry: entry[0]):
-            vectors, positions, failed = [], [], []
+            vectors, masked, positions, failed = [], [], [], []
             for _, prepared in group:
-                good = [(p, x) for p, x, _ in prepared if x is not None]
-                failed += [(p, error) for p, x, error in prepared if x is None]
+                good = [(p, x, f) for p, x, f, _ in prepared if x is not None]
+                failed += [(p, error) for p, x, _, error in prepared if x is None]
                 if good:
-                    batch = torch.stack([x for _, x in good]).to(embedder.device)
-                    vectors.append(embedder(batch).cpu().numpy())
-                    positions += [p for p, _ in good]
+                    vectors.append(_embed(embedder, [x for _, x, _ in good]))
+                    if remover is not None:
+                        masked.append(_embed(embedder, [f for _, _, f in good]))
+                    positions += [p for p, _, _ in good]
                 bar.update(len(prepared))
-            _save_chunk(chunk_file(chunk), vectors, positions, failed)
+            _save_chunk(chunk_file(chunk), vectors, positions, failed, masked)
     bar.close()
     embedded = len(items) - done_before
     embed_seconds = time.perf_counter() - embed_started
-    embeddings, positions, failed = _collect(cat, len(chunks), chunk_file)
+    embeddings, foreground, positions, failed = _collect(cat, len(chunks), chunk_file)
+    replaced = _manifest_index(out)
     manifest = write_index_files(
         work,
         embeddings,
@@ -228,7 +294,11 @@ def _build_locked(
             "probe": probe,
         },
         index_type=kind.name,
+        foreground=foreground,
+        backend=store["backend"],
+        settings={"uri": store["uri"], "max_memory": store["max_memory"], "name": out.name},
         extra={
+            "foreground": masking,
             "catalogue": {
                 "source": str(cat.source.resolve()),
                 "layout": cat.layout,
@@ -250,27 +320,45 @@ def _build_locked(
     remove_tree(work / "chunks")
     (work / PLAN).unlink()
     _install(work, out)
+    if replaced and replaced.get("collection") != manifest["index"].get("collection"):
+        store_class(replaced.get("backend", "faiss")).discard(replaced)
     return manifest
 
 
-def _save_chunk(path: Path, vectors, positions, failed) -> None:
+def _embed(embedder: Embedder, inputs: list[torch.Tensor]) -> np.ndarray:
+    return embedder(torch.stack(inputs).to(embedder.device)).cpu().numpy()
+
+
+def _manifest_index(out: Path) -> dict[str, Any] | None:
+    """The ``index`` section of the index at ``out`` that a build replaces (its Milvus
+    collection is dropped once the new index is in place)."""
+    try:
+        return json.loads((out / MANIFEST).read_text()).get("index")
+    except (OSError, ValueError):
+        return None
+
+
+def _save_chunk(path: Path, vectors, positions, failed, masked=()) -> None:
     with atomic_write(path, "wb") as handle:
         np.savez(
             handle,
             embeddings=np.concatenate(vectors) if vectors else np.zeros((0, 0), np.float32),
+            foreground=np.concatenate(masked) if masked else np.zeros((0, 0), np.float32),
             positions=np.asarray(positions, dtype=np.int64),
             failed_positions=np.asarray([p for p, _ in failed], dtype=np.int64),
             failed_errors=np.asarray([e for _, e in failed], dtype=str),
         )
 
 
-def _collect(cat, chunks: int, chunk_file) -> tuple[np.ndarray, list[int], list[tuple]]:
-    """The embeddings and catalogue positions of every chunk, and the images that failed."""
-    vectors, positions, failed = [], [], []
+def _collect(cat, chunks: int, chunk_file):
+    """The embeddings, foreground embeddings (or None), and catalogue positions of every chunk,
+    and the images that failed."""
+    vectors, masked, positions, failed = [], [], [], []
     for chunk in range(chunks):
         with np.load(chunk_file(chunk)) as data:
             if len(data["positions"]):
                 vectors.append(data["embeddings"])
+                masked.append(data["foreground"])
                 positions += data["positions"].tolist()
             failed += list(
                 zip(data["failed_positions"].tolist(), data["failed_errors"].tolist(), strict=True)
@@ -280,7 +368,8 @@ def _collect(cat, chunks: int, chunk_file) -> tuple[np.ndarray, list[int], list[
         raise DataError(f"{cat.source}: no catalogue image could be read ({shown})")
     for _, error in failed:
         log.warning("skipped %s", error)
-    return np.concatenate(vectors), positions, failed
+    foreground = np.concatenate(masked) if all(len(m) for m in masked) else None
+    return np.concatenate(vectors), foreground, positions, failed
 
 
 def _install(work: Path, out: Path) -> None:

@@ -1,9 +1,11 @@
-"""A search index on disk and in memory: a faiss index of L2-normalised embeddings (inner
-product = cosine similarity), the catalogue's items, their thumbnails, the model's provenance.
+"""A search index on disk and in memory: a vector store of L2-normalised embeddings (inner
+product = cosine similarity; faiss files in the folder or a Milvus collection, :mod:`.store`),
+the catalogue's items, their thumbnails, the model's provenance.
 
 Folder layout (``manifest.json`` is written last; an index without it never loads)::
 
-    INDEX/index.faiss    INDEX/items.json    INDEX/thumbs/<n>.jpg    INDEX/manifest.json
+    INDEX/index.faiss [foreground.faiss]   INDEX/items.json   INDEX/thumbs/<n>.jpg
+    INDEX/manifest.json   (a Milvus index: no .faiss files; the manifest names the collection)
 """
 
 from __future__ import annotations
@@ -12,8 +14,6 @@ import dataclasses
 import json
 import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +21,23 @@ import numpy as np
 import torch
 
 from .. import __version__
-from ..errors import BgbiasError, ConfigError
+from ..errors import ConfigError
 from ..io import write_json
-from ..registry import Registry
+from .faiss_store import FAISS_FILES, INDEX_TYPES, RECALL_K, RECALL_SAMPLE, recall_at_k
+from .fusion import Fusion
+from .store import IndexFolderError, VectorStore, store_class
 
 INDEX_FORMAT = 1
-MANIFEST, ITEMS, FAISS_FILE, THUMBS = "manifest.json", "items.json", "index.faiss", "thumbs"
-RECALL_K, RECALL_SAMPLE = 10, 1000
+MANIFEST, ITEMS, THUMBS = "manifest.json", "items.json", "thumbs"
+FAISS_FILE = FAISS_FILES["full"]
+__all__ = [  # re-exported: the index types and recall live in .faiss_store
+    "INDEX_TYPES",
+    "RECALL_K",
+    "RECALL_SAMPLE",
+    "IndexFolderError",
+    "SearchIndex",
+    "recall_at_k",
+]
 PROBE_TOLERANCE = 1e-3  # unit embeddings; ONNX against PyTorch, CPU against CUDA stay far below
 
 
@@ -53,60 +63,6 @@ def _options_from_json(values: dict[str, Any]) -> dict[str, Any]:
     return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
 
 
-class IndexFolderError(BgbiasError):
-    """An index folder that is missing, incomplete or damaged."""
-
-
-@dataclass(frozen=True)
-class IndexType:
-    """``build(embeddings (N, D) float32, unit rows) -> (faiss index, parameters)``."""
-
-    name: str
-    build: Callable[[np.ndarray], tuple[Any, dict[str, Any]]]
-    exact: bool
-    description: str
-
-
-def _flat(embeddings: np.ndarray):
-    import faiss
-
-    index = faiss.IndexFlatIP(embeddings.shape[1])
-    index.add(embeddings)
-    return index, {}
-
-
-def _ivf(embeddings: np.ndarray):
-    import faiss
-
-    n, dim = embeddings.shape
-    # faiss wants >= 39 training points per list; 4 sqrt(N) lists is its usual guidance
-    nlist = max(1, min(int(4 * np.sqrt(n)), n // 39))
-    index = faiss.index_factory(dim, f"IVF{nlist},Flat", faiss.METRIC_INNER_PRODUCT)
-    index.train(embeddings)
-    index.add(embeddings)
-    index.nprobe = max(1, min(nlist, 16))
-    return index, {"nlist": nlist, "nprobe": index.nprobe}
-
-
-def _hnsw(embeddings: np.ndarray):
-    import faiss
-
-    index = faiss.index_factory(embeddings.shape[1], "HNSW32", faiss.METRIC_INNER_PRODUCT)
-    index.hnsw.efConstruction = 80
-    index.add(embeddings)
-    index.hnsw.efSearch = 64
-    return index, {"M": 32, "efConstruction": 80, "efSearch": 64}
-
-
-INDEX_TYPES: Registry[IndexType] = Registry("index type")
-for _entry in (
-    IndexType("flat", _flat, True, "exact inner-product search (faiss IndexFlatIP)"),
-    IndexType("ivf", _ivf, False, "inverted lists, 4 sqrt(N) of them, 16 probed"),
-    IndexType("hnsw", _hnsw, False, "HNSW graph, 32 links, efSearch 64"),
-):
-    INDEX_TYPES.register(_entry.name, _entry)
-
-
 def normalize_rows(embeddings: np.ndarray | torch.Tensor) -> np.ndarray:
     """(N, D) -> float32 rows of unit length (zero rows stay zero)."""
     array = np.ascontiguousarray(
@@ -117,22 +73,6 @@ def normalize_rows(embeddings: np.ndarray | torch.Tensor) -> np.ndarray:
     return array / np.maximum(norms, 1e-12)
 
 
-def recall_at_k(index, embeddings: np.ndarray, k: int = RECALL_K, sample: int = RECALL_SAMPLE):
-    """Mean share of the exact top-``k`` that ``index`` also returns, over a seeded sample of the
-    indexed embeddings as queries."""
-    import faiss
-
-    rows = np.random.default_rng(0).permutation(len(embeddings))[:sample]
-    queries = embeddings[rows]
-    k = min(k, len(embeddings))
-    exact = faiss.IndexFlatIP(embeddings.shape[1])
-    exact.add(embeddings)
-    _, truth = exact.search(queries, k)
-    _, found = index.search(queries, k)
-    hits = [len(set(t) & set(f)) for t, f in zip(truth.tolist(), found.tolist(), strict=True)]
-    return float(np.mean(hits) / k), len(rows)
-
-
 def write_index_files(
     folder: Path,
     embeddings: np.ndarray,
@@ -140,53 +80,56 @@ def write_index_files(
     model: dict[str, Any],
     index_type: str = "flat",
     extra: dict[str, Any] | None = None,
+    foreground: np.ndarray | None = None,
+    backend: str = "faiss",
+    settings: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write ``index.faiss``, ``items.json`` and, last, ``manifest.json`` into ``folder``.
+    """Store the vectors (:mod:`.store`: faiss files, or a Milvus collection), then write
+    ``items.json`` and, last, ``manifest.json`` into ``folder``.
 
-    embeddings: (N, D), L2-normalised here; items: N dicts with ``id``, ``label`` and ``thumb``
-    (a file name in ``folder/thumbs``); model: its provenance, with ``spec``, the name
-    :func:`bgbias.adapters.load_embedder` loads it by. An approximate index type measures its
-    recall@10 against exact search. Returns the manifest."""
-    import faiss
-
-    kind = INDEX_TYPES.get(index_type)
-    embeddings = normalize_rows(embeddings)
-    if len(items) != len(embeddings):
-        raise ConfigError(f"{len(items)} items but {len(embeddings)} embeddings")
-    index, params = kind.build(embeddings)
-    recall = None
-    if not kind.exact:
-        value, sample = recall_at_k(index, embeddings)
-        recall = {"recall_at_10": round(value, 4), "queries": sample}
-    faiss.write_index(index, str(folder / FAISS_FILE))
-    write_json(folder / ITEMS, items)
-    manifest = {
-        "format": INDEX_FORMAT,
-        "bgbias_version": __version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "count": len(items),
-        "dim": int(embeddings.shape[1]),
-        "model": model,
-        "index": {"type": kind.name, "exact": kind.exact, "params": params, "recall": recall},
-    } | (extra or {})
-    write_json(folder / MANIFEST, manifest)  # last: only now does the folder load as an index
+    embeddings: (N, D), L2-normalised here; foreground: the same items' foreground vectors, or
+    None; items: N dicts with ``id``, ``label`` and ``thumb`` (a file name in
+    ``folder/thumbs``); model: its provenance, with ``spec``, the name
+    :func:`bgbias.adapters.load_embedder` loads it by; settings: the backend's (``max_memory``,
+    Milvus ``uri``). An approximate index type measures its recall@10 against exact search.
+    Returns the manifest; if anything fails, what the store wrote outside ``folder`` is
+    removed again and no manifest exists."""
+    vectors = {"full": normalize_rows(embeddings)}
+    if foreground is not None:
+        vectors["foreground"] = normalize_rows(foreground)
+    store = store_class(backend)
+    section = store.write(folder, vectors, items, {"index_type": index_type} | (settings or {}))
+    try:
+        write_json(folder / ITEMS, items)
+        manifest = {
+            "format": INDEX_FORMAT,
+            "bgbias_version": __version__,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "count": len(items),
+            "dim": int(vectors["full"].shape[1]),
+            "model": model,
+            "index": section,
+        } | (extra or {})
+        write_json(folder / MANIFEST, manifest)  # last: only now does the folder load
+    except BaseException:
+        store.discard(section)
+        raise
     return manifest
 
 
 class SearchIndex:
-    """A built index folder. ``search(queries, k)`` -> (scores, positions), best first."""
+    """A built index folder. ``search(queries, k, fusion)`` -> (scores, positions), best
+    first; ``store``: its vectors (:class:`bgbias.search.store.VectorStore`)."""
 
-    def __init__(self, path: Path, manifest: dict[str, Any], items: list[dict], index):
+    def __init__(self, path: Path, manifest: dict[str, Any], items: list[dict], store):
         self.path = path
         self.manifest = manifest
         self.items = items
-        self.index = index
+        self.store: VectorStore = store
         self.positions = {item["id"]: n for n, item in enumerate(items)}
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> SearchIndex:
-        import faiss
-
         path = Path(path)
         manifest_file = path / MANIFEST
         if not path.is_dir():
@@ -199,8 +142,7 @@ class SearchIndex:
         try:
             manifest = json.loads(manifest_file.read_text())
             items = json.loads((path / ITEMS).read_text())
-            index = faiss.read_index(str(path / FAISS_FILE))
-        except (OSError, ValueError, RuntimeError) as exc:
+        except (OSError, ValueError) as exc:
             raise IndexFolderError(f"{path}: damaged index ({exc})") from None
         if not isinstance(manifest, dict) or not isinstance(items, list):
             raise IndexFolderError(
@@ -210,14 +152,19 @@ class SearchIndex:
             raise IndexFolderError(
                 f"{path}: index format {manifest.get('format')}; this bgbias reads {INDEX_FORMAT}"
             )
-        if not (index.ntotal == len(items) == manifest.get("count")):
+        section = manifest.get("index") or {}
+        store = store_class(section.get("backend", "faiss")).open(path, section)
+        if not (store.count == len(items) == manifest.get("count")):
             raise IndexFolderError(
-                f"{path}: damaged index ({index.ntotal} vectors, {len(items)} items, "
+                f"{path}: damaged index ({store.count} vectors, {len(items)} items, "
                 f"manifest says {manifest.get('count')})"
             )
-        if hasattr(index, "make_direct_map"):  # IVF: reconstruct() by position
-            index.make_direct_map()
-        return cls(path, manifest, items, index)
+        if store.dim != manifest.get("dim"):
+            raise IndexFolderError(
+                f"{path}: the store holds {store.dim}-d vectors, the manifest says "
+                f"{manifest.get('dim')}-d; rebuild the index with `bgbias index`"
+            )
+        return cls(path, manifest, items, store)
 
     @property
     def name(self) -> str:
@@ -225,22 +172,34 @@ class SearchIndex:
 
     @property
     def dim(self) -> int:
-        return int(self.index.d)
+        return self.store.dim
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return self.store.fields
 
     def __len__(self) -> int:
         return len(self.items)
 
     def search(
-        self, queries: np.ndarray | torch.Tensor, k: int = 10
+        self,
+        queries: np.ndarray | torch.Tensor | dict[str, np.ndarray | torch.Tensor],
+        k: int = 10,
+        fusion: str | Fusion = "full",
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(Q, D) query embeddings -> cosine scores (Q, k') and item positions (Q, k'), best
-        first, with k' = min(k, len(self)); position -1 where an approximate index found fewer."""
-        queries = normalize_rows(queries)
-        if queries.ndim != 2 or queries.shape[1] != self.dim:
-            raise ConfigError(
-                f"{self.path}: queries must be (Q, {self.dim}), got {tuple(queries.shape)}"
-            )
-        return self.index.search(queries, min(k, len(self)))
+        """Query embeddings, (Q, D) (full vectors) or per field ``{"full": ..., "foreground":
+        ...}`` -> cosine (or fused) scores (Q, k') and item positions (Q, k'), best first, with
+        k' = min(k, len(self)); position -1 where an approximate index found fewer."""
+        if not isinstance(queries, dict):
+            queries = {"full": queries}
+        arrays = {f: normalize_rows(q) for f, q in queries.items()}
+        for field, array in arrays.items():
+            if array.ndim != 2 or array.shape[1] != self.dim:
+                raise ConfigError(
+                    f"{self.path}: {field} queries must be (Q, {self.dim}), got "
+                    f"{tuple(array.shape)}"
+                )
+        return self.store.search(arrays, k, fusion)
 
     def position(self, item_id: str) -> int:
         try:
@@ -248,9 +207,9 @@ class SearchIndex:
         except KeyError:
             raise KeyError(f"no item {item_id!r} in index {self.name}") from None
 
-    def embedding(self, position: int) -> np.ndarray:
+    def embedding(self, position: int, field: str = "full") -> np.ndarray:
         """The stored (unit) embedding of the item at ``position``: (1, D)."""
-        return self.index.reconstruct(int(position))[None, :]
+        return self.store.embedding(position, field)
 
     def thumbnail_path(self, position: int) -> Path:
         return self.path / THUMBS / self.items[position]["thumb"]

@@ -139,13 +139,20 @@ def create_app(service: SearchService) -> FastAPI:
             bool, Query(description="remove the photo's background before embedding")
         ] = False,
         index: Annotated[str | None, Query(description="which index (default: the first)")] = None,
+        fusion: Annotated[
+            str,
+            Query(
+                description="full, foreground, rrf or weighted:W: which of the items' vectors "
+                "(full image, foreground only) to search, and how to fuse the two rankings"
+            ),
+        ] = "full",
     ) -> dict:
         """The ``k`` catalogue items most similar to the photo (or item), best first."""
         if (image is None) == (item is None):
             raise ServiceError("send either a photo (multipart field 'image') or an 'item' id")
         if item is not None:
-            return service.search_item(item, index, k, remove_background)
-        return service.search_photo(image.file.read(), index, k, remove_background)
+            return service.search_item(item, index, k, remove_background, fusion)
+        return service.search_photo(image.file.read(), index, k, remove_background, fusion)
 
     @app.get("/items", response_model=ItemsResponse, responses=ERRORS)
     def items(

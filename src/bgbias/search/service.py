@@ -21,8 +21,9 @@ import torch
 
 from .. import __version__
 from ..devices import resolve_device
-from ..errors import BgbiasError
+from ..errors import BgbiasError, ConfigError
 from ..removal import BackgroundRemover, load_remover
+from .fusion import Fusion, parse_fusion
 from .images import (
     DEFAULT_MAX_PIXELS,
     jpeg_bytes,
@@ -128,6 +129,10 @@ class SearchService:
                     "dim": s.index.dim,
                     "model": s.embedder.label,
                     "index_type": s.index.manifest["index"]["type"],
+                    "backend": s.index.store.backend,
+                    "fusions": ["full", "foreground", "rrf", "weighted:W"]
+                    if "foreground" in s.index.fields
+                    else ["full"],
                     "recipe": s.embedder.recipe.name,
                 }
                 for s in self.by_slot
@@ -149,9 +154,21 @@ class SearchService:
             "thumbnail": f"/thumbs/{searcher.slot}/{position}",
         }
 
-    def _answer(self, searcher: Searcher, embedding, k: int) -> tuple[list[dict], float]:
+    @staticmethod
+    def _fusion(searcher: Searcher, fusion: str) -> Fusion:
+        """``fusion`` parsed and checked against the index: a 400 naming the problem."""
+        try:
+            parsed = parse_fusion(fusion)
+            searcher.index.store.check_fields(parsed)
+        except ConfigError as exc:
+            raise ServiceError(f"index {searcher.name}: {exc}") from None
+        return parsed
+
+    def _answer(
+        self, searcher: Searcher, queries: dict, k: int, fusion: Fusion
+    ) -> tuple[list[dict], float]:
         started = time.perf_counter()
-        scores, positions = searcher.index.search(embedding, k)
+        scores, positions = searcher.index.search(queries, k, fusion)
         results = [
             self._result(searcher, s, p)
             for s, p in zip(scores[0].tolist(), positions[0].tolist(), strict=True)
@@ -165,11 +182,21 @@ class SearchService:
         return embedder(images.to(embedder.device))
 
     def search_photo(
-        self, data: bytes, index: str | None = None, k: int = 10, remove_background: bool = False
+        self,
+        data: bytes,
+        index: str | None = None,
+        k: int = 10,
+        remove_background: bool = False,
+        fusion: str = "full",
     ) -> dict[str, Any]:
-        """The ``k`` catalogue items most similar to the photo ``data`` (file bytes)."""
+        """The ``k`` catalogue items most similar to the photo ``data`` (file bytes).
+
+        ``fusion`` (:mod:`bgbias.search.fusion`): other than ``full``, the photo is embedded
+        twice, as it is (or background-removed, with ``remove_background``) against the items'
+        full vectors and background-removed against their foreground vectors."""
         searcher = self.searcher(index)
-        if remove_background and self.remover is None:
+        rule = self._fusion(searcher, fusion)
+        if (remove_background or rule.needs_foreground) and self.remover is None:
             raise Unavailable(f"background removal is unavailable: {self.removal_problem}")
         recipe = searcher.embedder.recipe
         timings: dict[str, float] = {}
@@ -180,45 +207,66 @@ class SearchService:
             pixels = view_pixels(view)
             decoded = time.perf_counter()
             timings["decode"] = decoded - started
-            if remove_background:
-                pixels = self.remover.remove(view, recipe)
+            removed = None
+            if remove_background or rule.needs_foreground:
+                removed = self.remover.remove(view, recipe)
             masked = time.perf_counter()
             timings["mask"] = masked - decoded
-            images = model_input(pixels, recipe.normalization)[None]
+            inputs = {}
+            if "full" in rule.fields:
+                inputs["full"] = removed if remove_background else pixels
+            if rule.needs_foreground:
+                inputs["foreground"] = removed
+            fields = list(inputs)
+            images = torch.stack([model_input(inputs[f], recipe.normalization) for f in fields])
             embedding = self.inference.submit(self._embed, searcher.embedder, images).result()
+            queries = {f: embedding[n : n + 1] for n, f in enumerate(fields)}
             timings["embed"] = time.perf_counter() - masked
-            results, timings["search"] = self._answer(searcher, embedding, k)
+            results, timings["search"] = self._answer(searcher, queries, k, rule)
         # without removal the model saw the view itself: no round trip through float pixels
-        seen = jpeg_bytes(pixels_image(pixels) if remove_background else view)
+        seen = jpeg_bytes(pixels_image(removed) if removed is not None else view)
         timings["total"] = time.perf_counter() - started
         return {
             "index": searcher.name,
             "results": results,
             "query": {
                 "remove_background": remove_background,
+                "fusion": rule.name,
                 "image": "data:image/jpeg;base64," + base64.b64encode(seen).decode(),
             },
             "timings_ms": {k: round(1000 * v, 2) for k, v in timings.items()},
         }
 
     def search_item(
-        self, item_id: str, index: str | None = None, k: int = 10, remove_background: bool = False
+        self,
+        item_id: str,
+        index: str | None = None,
+        k: int = 10,
+        remove_background: bool = False,
+        fusion: str = "full",
     ) -> dict[str, Any]:
-        """ "Find similar": the items nearest to a catalogue item's stored embedding (the index
-        keeps no full-size images, so there is no photo to remove a background from)."""
+        """ "Find similar": the items nearest to a catalogue item's stored embeddings (the index
+        keeps no full-size images, so there is no photo to remove a background from; a fusion
+        queries with the item's stored full and foreground vectors)."""
         if remove_background:
             raise ServiceError(
                 "remove_background applies to uploaded photos; a catalogue item is searched "
                 "with its indexed embedding"
             )
         searcher = self.searcher(index)
+        rule = self._fusion(searcher, fusion)
         position = self._position(searcher, item_id)
         started = time.perf_counter()
-        results, search_seconds = self._answer(searcher, searcher.index.embedding(position), k)
+        queries = {f: searcher.index.embedding(position, f) for f in rule.fields}
+        results, search_seconds = self._answer(searcher, queries, k, rule)
         return {
             "index": searcher.name,
             "results": results,
-            "query": {"item": self._result(searcher, 1.0, position), "remove_background": False},
+            "query": {
+                "item": self._result(searcher, 1.0, position),
+                "remove_background": False,
+                "fusion": rule.name,
+            },
             "timings_ms": {
                 "search": round(1000 * search_seconds, 2),
                 "total": round(1000 * (time.perf_counter() - started), 2),
