@@ -215,7 +215,7 @@ def compute_audit(plan: AuditPlan) -> tuple[dict[str, Any], dict[str, Grid]]:
         before = usable_labels(images)[1]
         images, pixels = without_suspects(images, pixels, suspects)
         labels, after = usable_labels(images)
-        notes = [n for n in notes if n not in before] + after
+        notes = after + [n for n in notes if n not in before]  # label notes first, as planned
     ids = [item.id for item in images.items]
     class_names = images.classes if labels is not None else None
     chance = 1.0 / len(ids)  # hit@1 of a random ranking: the gallery is every original
