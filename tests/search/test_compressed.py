@@ -9,6 +9,7 @@ from PIL import Image
 from bgbias.cli import main
 from bgbias.errors import ConfigError
 from bgbias.search.compressed import build_ivfpq, plan
+from bgbias.search.faiss_store import recall_at_k
 from bgbias.search.index import SearchIndex
 
 
@@ -21,13 +22,13 @@ def test_ivfpq_fits_its_budget_and_reports_recall():
     centres = rng.normal(size=(20, 32))
     data = unit(centres[rng.integers(0, 20, 20_000)] + rng.normal(scale=0.3, size=(20_000, 32)))
     budget = 450_000  # flat: 2.56 MB; 8-byte codes and 8-byte ids: 418 KB with the centroids
-    index, params = build_ivfpq(data, budget)
+    index, params = build_ivfpq(data, budget, recall_at_k)
     import faiss
 
     size = faiss.serialize_index(index).nbytes
     assert params["estimated_bytes"] <= budget and size <= budget * 1.05
     assert params["m"] == 8 and 0.3 < params["tuning_recall_at_10"] <= 1.0
-    bigger, more = build_ivfpq(data, 4 * budget)
+    bigger, more = build_ivfpq(data, 4 * budget, recall_at_k)
     assert more["m"] > params["m"] and more["tuning_recall_at_10"] > params["tuning_recall_at_10"]
 
 

@@ -65,6 +65,7 @@ def register(subparsers) -> None:
         default="u2netp",
         action=RegistryChoice,
         names=MASK_MODELS,
+        listed_by="bgbias list mask-models",
         help="mask model of --fusion's foreground vectors",
     )
     add_fill(parser)

@@ -66,6 +66,7 @@ def register(subparsers) -> None:
         const="u2netp",
         action=RegistryChoice,
         names=MASK_MODELS,
+        listed_by="bgbias list mask-models",
         metavar="MASK_MODEL",
         help="also store each item's foreground vector (background removed by MASK_MODEL, "
         "u2netp when none is named), for `--fusion` search",

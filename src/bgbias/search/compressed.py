@@ -15,6 +15,7 @@ on held-in queries: the smallest that reaches the recall of probing 4x more list
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -68,10 +69,13 @@ def plan(n: int, dim: int, max_memory: int | None) -> dict[str, int]:
     )
 
 
-def build_ivfpq(embeddings: np.ndarray, max_memory: int | None) -> tuple[Any, dict[str, Any]]:
+def build_ivfpq(
+    embeddings: np.ndarray, max_memory: int | None, recall_at_k: Callable[..., tuple[float, int]]
+) -> tuple[Any, dict[str, Any]]:
+    """An IVF-PQ index of ``embeddings`` (N, D) within ``max_memory`` bytes, nprobe tuned with
+    ``recall_at_k(index, embeddings, sample=...)`` (the store's measure, passed in so this
+    module stays a leaf)."""
     import faiss
-
-    from .faiss_store import recall_at_k
 
     n, dim = embeddings.shape
     chosen = plan(n, dim, max_memory)

@@ -67,7 +67,7 @@ def _hnsw(embeddings: np.ndarray, max_memory: int | None):
 def _ivfpq(embeddings: np.ndarray, max_memory: int | None):
     from .compressed import build_ivfpq
 
-    return build_ivfpq(embeddings, max_memory)
+    return build_ivfpq(embeddings, max_memory, recall_at_k)
 
 
 INDEX_TYPES: Registry[IndexType] = Registry("index type")

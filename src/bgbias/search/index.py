@@ -25,7 +25,7 @@ from ..errors import ConfigError
 from ..io import write_json
 from .faiss_store import FAISS_FILES, INDEX_TYPES, RECALL_K, RECALL_SAMPLE, recall_at_k
 from .fusion import Fusion
-from .store import IndexFolderError, VectorStore, store_class
+from .store import IndexFolderError, VectorStore, normalize_rows, store_class
 
 INDEX_FORMAT = 1
 MANIFEST, ITEMS, THUMBS = "manifest.json", "items.json", "thumbs"
@@ -61,16 +61,6 @@ def options_json(options) -> dict[str, Any]:
 
 def _options_from_json(values: dict[str, Any]) -> dict[str, Any]:
     return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-
-
-def normalize_rows(embeddings: np.ndarray | torch.Tensor) -> np.ndarray:
-    """(N, D) -> float32 rows of unit length (zero rows stay zero)."""
-    array = np.ascontiguousarray(
-        embeddings.detach().cpu().numpy() if isinstance(embeddings, torch.Tensor) else embeddings,
-        dtype=np.float32,
-    )
-    norms = np.linalg.norm(array, axis=1, keepdims=True)
-    return array / np.maximum(norms, 1e-12)
 
 
 def write_index_files(

@@ -14,10 +14,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from ..errors import BgbiasError, ConfigError
 from ..registry import Registry
 from .fusion import FIELDS, Fusion, parse_fusion
+
+
+def normalize_rows(embeddings: np.ndarray | torch.Tensor) -> np.ndarray:
+    """(N, D) -> float32 rows of unit length (zero rows stay zero)."""
+    array = np.ascontiguousarray(
+        embeddings.detach().cpu().numpy() if isinstance(embeddings, torch.Tensor) else embeddings,
+        dtype=np.float32,
+    )
+    norms = np.linalg.norm(array, axis=1, keepdims=True)
+    return array / np.maximum(norms, 1e-12)
 
 
 class IndexFolderError(BgbiasError):
@@ -95,8 +106,6 @@ class VectorStore(ABC):
             )
 
     def _checked(self, queries: np.ndarray) -> np.ndarray:
-        from .index import normalize_rows
-
         queries = normalize_rows(queries)
         if queries.ndim != 2 or queries.shape[1] != self.dim:
             raise ConfigError(f"queries must be (Q, {self.dim}), got {tuple(queries.shape)}")
