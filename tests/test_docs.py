@@ -8,8 +8,9 @@ How docs/python-api.md is run:
 * Each section runs in its own temporary working directory holding the data the page names:
   ``data/shop`` (a bgbias dataset folder: ``images/<class>/``, ``masks/``, ``splits.json``) and
   ``backgrounds/`` (a few photos). The page's paths are relative, so they resolve there.
-* A block that imports an optional package that is not installed (``timm``) is skipped, with the
-  reason; every other block must run.
+* A block that imports an optional package (``timm``, not in ``.[dev]``) runs in a second test of
+  its section, with all of the section's blocks, skipped where that package is not installed;
+  the section's own test runs every other block.
 * A ```diff block is not run: applied to the python block just above it, it must give the python
   block just below it exactly, changing at most ``MAX_CHANGED_LINES`` lines (a line replaced
   counts once: per hunk, the larger of lines added and lines removed).
@@ -119,13 +120,9 @@ def apply_diff(base: str, diff: str) -> tuple[str, int]:
     return "\n".join(out) + "\n", changed
 
 
-def missing_optional(code: str) -> str | None:
-    """The first optional package ``code`` imports that is not installed, or None."""
-    for name in OPTIONAL:
-        imports = re.search(rf"^\s*(import|from) {name}\b", code, re.M)
-        if imports and importlib.util.find_spec(name) is None:
-            return name
-    return None
+def optional_imports(code: str) -> list[str]:
+    """The optional packages (``OPTIONAL``) that ``code`` imports."""
+    return [name for name in OPTIONAL if re.search(rf"^\s*(import|from) {name}\b", code, re.M)]
 
 
 def write_backgrounds(folder: Path, count: int = 4, seed: int = 0) -> Path:
@@ -143,11 +140,11 @@ def write_backgrounds(folder: Path, count: int = 4, seed: int = 0) -> Path:
 
 
 def write_page_data(folder: Path) -> Path:
-    """What docs/python-api.md reads, relative to its working directory: ``data/shop`` (8 train
-    classes of 8 images and 4 test classes, with masks and splits) and ``backgrounds/``."""
-    classes = {f"product{i:02d}": 8 for i in range(12)}
+    """What docs/python-api.md reads, relative to its working directory: ``data/shop`` (8 train,
+    2 val and 4 test classes of 8 images, with masks) and ``backgrounds/``."""
+    classes = {f"product{i:02d}": 8 for i in range(14)}
     names = list(classes)
-    splits = {"train": names[:8], "val": [], "test": names[8:]}
+    splits = {"train": names[:8], "val": names[8:10], "test": names[10:]}
     write_folder_dataset(folder / "data" / "shop", classes, size=(72, 64), splits=splits)
     write_backgrounds(folder / "backgrounds")
     return folder
@@ -163,11 +160,10 @@ def working_directory(path: Path):
         os.chdir(previous)
 
 
-def run_blocks(blocks: list[Block], where: Path, source: str) -> list[str]:
+def run_blocks(blocks: list[Block], where: Path, source: str, optional: bool = False) -> None:
     """Run the python blocks in one namespace in ``where``, checking each diff block against its
-    neighbours; returns the reasons of skipped blocks."""
+    neighbours; blocks importing an optional package run only if ``optional``."""
     namespace: dict = {"__name__": "__main__"}
-    skipped = []
     for i, block in enumerate(blocks):
         if block.language == "diff":
             before, after = blocks[i - 1 : i], blocks[i + 1 : i + 2]
@@ -184,18 +180,26 @@ def run_blocks(blocks: list[Block], where: Path, source: str) -> list[str]:
             continue
         if block.language != "python":
             continue
-        missing = missing_optional(block.code)
-        if missing:
-            skipped.append(f"{source}:{block.line}: {missing} is not installed")
+        if optional_imports(block.code) and not optional:
             continue
         code = compile(block.code, f"{source}:{block.line}", "exec")
         with working_directory(where):
             exec(code, namespace)  # noqa: S102 - the page's own code is what is tested
-    return skipped
 
 
 PAGE_SECTIONS = sections(PAGE.read_text()) if PAGE.is_file() else []
-SLOW_SECTIONS = ("audit",)  # real EfficientNet-Lite0 weights: tens of seconds on a CPU
+
+
+def example_params() -> list:
+    """One test per section; a section with optional blocks gets a second one running them."""
+    params = []
+    for section in PAGE_SECTIONS:
+        name = re.sub(r"\W+", "-", re.sub(r"^\(\w\) ", "", section.title).lower()).strip("-")
+        params.append(pytest.param(section, (), id=name))
+        needs = sorted({n for b in section.blocks for n in optional_imports(b.code)})
+        if needs:
+            params.append(pytest.param(section, tuple(needs), id=f"{name}-with-{'-'.join(needs)}"))
+    return params
 
 
 def test_python_api_page_has_the_three_examples():
@@ -209,23 +213,12 @@ def test_python_api_page_has_the_three_examples():
     assert sum(b.language == "diff" for s in PAGE_SECTIONS for b in s.blocks) == 1
 
 
-@pytest.mark.parametrize(
-    "section",
-    [
-        pytest.param(
-            s,
-            id=re.sub(r"\W+", "-", s.title.lower()).strip("-") or "intro",
-            marks=[pytest.mark.slow] if any(w in s.title.lower() for w in SLOW_SECTIONS) else [],
-        )
-        for s in PAGE_SECTIONS
-    ],
-)
-def test_python_api_example_runs(section: Section, tmp_path: Path, monkeypatch):
-    monkeypatch.setattr(sys, "argv", ["python-api.md"])  # as a script run by a user
+@pytest.mark.parametrize(("section", "optional"), example_params())
+def test_python_api_example_runs(section: Section, optional: tuple[str, ...], tmp_path: Path):
+    for name in optional:
+        pytest.importorskip(name, reason=f"{name} is not installed (pip install bgbias[{name}])")
     where = write_page_data(tmp_path)
-    skipped = run_blocks(section.blocks, where, "docs/python-api.md")
-    if skipped:
-        pytest.skip("; ".join(skipped))
+    run_blocks(section.blocks, where, "docs/python-api.md", optional=bool(optional))
 
 
 def test_readme_python_blocks_run(tmp_path: Path):

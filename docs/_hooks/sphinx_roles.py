@@ -1,7 +1,12 @@
-"""Griffe extension for the API reference: the docstrings' Sphinx roles (``:class:`X```,
-``:func:`~a.b.f```) become Markdown. A role naming a public name (``bgbias.__all__``, by its
-public or its defining path) links to its reference entry; any other becomes code, since a link
-to an undocumented object would fail the strict build."""
+"""Griffe extension for the API reference: the docstrings are plain text with ``code`` and
+Sphinx roles, read here as Markdown.
+
+* A role (``:class:`X```, ``:func:`~a.b.f```) naming a public name (``bgbias.__all__``, by its
+  public or its defining path) links to its reference entry; any other becomes code, since a
+  link to an undocumented object would fail the strict build.
+* A placeholder outside code (``ROOT/<class>/<image>``) is text, not an HTML tag that the
+  browser would hide.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,8 @@ from pathlib import Path
 import griffe
 
 ROLE = re.compile(r":(?:class|func|meth|mod|attr|data|obj|exc):`(~?)([\w.]+)`")
+CODE = re.compile(r"(`+).*?\1", re.S)  # a code span, ``x`` or `x`
+PLACEHOLDER = re.compile(r"<([A-Za-z_][\w .-]*)>")  # no ':' or '/': not an autolink
 INIT = Path(__file__).resolve().parents[2] / "src" / "bgbias" / "__init__.py"
 
 
@@ -45,4 +52,13 @@ class SphinxRoles(griffe.Extension):
 
     def on_instance(self, *, obj: griffe.Object, **kwargs) -> None:
         if obj.docstring is not None:
-            obj.docstring.value = ROLE.sub(self._markdown, obj.docstring.value)
+            obj.docstring.value = escape_placeholders(ROLE.sub(self._markdown, obj.docstring.value))
+
+
+def escape_placeholders(text: str) -> str:
+    """``<name>`` outside code spans as ``&lt;name&gt;``."""
+    out, position = [], 0
+    for code in CODE.finditer(text):
+        out += [PLACEHOLDER.sub(r"&lt;\1&gt;", text[position : code.start()]), code.group()]
+        position = code.end()
+    return "".join(out + [PLACEHOLDER.sub(r"&lt;\1&gt;", text[position:])])
