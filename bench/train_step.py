@@ -2,7 +2,7 @@
 
 All four use the same preset model, batch, data pipeline (``MaskedDataModule``'s train
 loader), loss, optimiser, scheduler and precision, and do the same per-step work: BGAugment
-(``datamodule.replacer``, as ``EmbeddingModule`` uses it) when on, the model under autocast, the
+(``datamodule.augment``, as ``EmbeddingModule`` uses it) when on, the model under autocast, the
 loss in float32, a finite-loss check, backward, optimiser and scheduler steps. The first steps
 of each run are excluded (warm-up); validation is off while timing; measurements run in
 interleaved rounds, medians reported (a shared machine drifts by 10-15%).
@@ -13,7 +13,7 @@ Defaults finish in about two minutes on a 2-core CPU. The paper's size for a GPU
         --batch-size 32 --precision bf16-mixed --channels-last
 
 Uses bgbias's public ``MaskedDataModule`` and ``EmbeddingModule`` only; their members used:
-``datamodule.train_set``, ``datamodule.replacer``, ``datamodule.train_dataloader()``,
+``datamodule.train_set``, ``datamodule.augment``, ``datamodule.train_dataloader()``,
 ``module.model``, ``module.loss_fn``, ``module.configure_optimizers()``.
 """
 
@@ -100,7 +100,7 @@ def bare_rate(config, steps: int, device, channels_last: bool) -> float:
     configured = module.configure_optimizers()
     optimizer = configured["optimizer"]
     scheduler = configured.get("lr_scheduler", {}).get("scheduler")
-    replacer = datamodule.replacer if uses_bgaugment(config) else None
+    augment = datamodule.augment if uses_bgaugment(config) else None
     state = np.random.SeedSequence([config.seed, 0, 0, 1])  # the module's per-epoch generator
     generator = torch.Generator().manual_seed(int(state.generate_state(1)[0]))
     bf16 = config.trainer.precision == "bf16-mixed"
@@ -115,8 +115,8 @@ def bare_rate(config, steps: int, device, channels_last: bool) -> float:
         images, masks = images.to(device, non_blocking=True), masks.to(device, non_blocking=True)
         labels = labels.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            if replacer is not None:
-                images = replacer(images, masks, generator)
+            if augment is not None:
+                images = augment(images, masks, generator)
             embeddings = model(images)
             with torch.autocast(device.type, enabled=False):
                 loss = loss_fn(embeddings.float(), labels)

@@ -11,17 +11,18 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from ..decoding import decode_image
-from ..errors import DataError, DataProblems
+from ..errors import ConfigError, DataError, DataProblems
 from ..io import image_files, sha256_file
-from .background_sets import resolve_source
+from .background_sets import BACKGROUND_SETS, resolve_source
 from .pixels import resize_shorter
 from .procedural import texture
 
@@ -110,19 +111,25 @@ class BackgroundBank:
             raise DataProblems(folder, loops)
         if not files:
             raise DataError(f"{folder}: background folder has no images (JPEG, PNG, WebP, ...)")
-
-        def decode(path: Path) -> np.ndarray | str:
-            try:
-                return np.asarray(resize_shorter(decode_image(path, short_side), short_side))
-            except DataError as exc:
-                return str(exc)
-
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            decoded = list(pool.map(decode, files))
-        problems = [d for d in decoded if isinstance(d, str)]
-        if problems:
-            raise DataProblems(folder, problems)
+        decoded = _decode_all(files, short_side, workers, folder)
         return cls.from_arrays(decoded, [str(p.relative_to(folder)) for p in files], str(folder))
+
+    @classmethod
+    def from_images(
+        cls,
+        images: Sequence[str | os.PathLike | Image.Image],
+        short_side: int,
+        source: str = "images",
+        workers: int = 8,
+    ) -> BackgroundBank:
+        """Photo files and/or PIL images, shorter side resized to ``short_side``; an unreadable
+        file raises, naming it."""
+        decoded = _decode_all(list(images), short_side, workers, source)
+        names = [
+            f"image {i}" if isinstance(item, Image.Image) else str(item)
+            for i, item in enumerate(images)
+        ]
+        return cls.from_arrays(decoded, names, source)
 
     @classmethod
     def procedural(
@@ -154,6 +161,30 @@ class BackgroundBank:
     def atlas(self, device: torch.device | str, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """The atlas as RGB in [0, 1]: (1, 3, AH, AW) on ``device``."""
         return self.pixels[None].to(device=device, dtype=dtype).div_(255.0)
+
+
+def _decode_all(
+    images: list[str | os.PathLike | Image.Image], short_side: int, workers: int, where: object
+) -> list[np.ndarray]:
+    """uint8 (h, w, 3) arrays of shorter side ``short_side``; every failure reported at once."""
+
+    def decode(item: str | os.PathLike | Image.Image) -> np.ndarray | str:
+        try:
+            image = (
+                item.convert("RGB")
+                if isinstance(item, Image.Image)
+                else decode_image(item, short_side)
+            )
+            return np.asarray(resize_shorter(image, short_side))
+        except DataError as exc:
+            return str(exc)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        decoded = list(pool.map(decode, images))
+    problems = [d for d in decoded if isinstance(d, str)]
+    if problems:
+        raise DataProblems(where, problems)
+    return decoded
 
 
 def check_disjoint(banks: dict[str, BackgroundBank]) -> None:
@@ -233,3 +264,86 @@ def load_banks(
         )
     check_disjoint_files(root)
     return {split: BackgroundBank.from_folder(root / split, short_side) for split in splits}
+
+
+BackgroundSpec = str | os.PathLike | Sequence[str | os.PathLike | Image.Image] | BackgroundBank
+
+
+class BackgroundSource:
+    """Where BGAugment's backgrounds come from: checked when made, decoded per shorter side.
+
+    ``spec``: a folder of photos (recursively; one laid out as the paper's sets, with ``val/``
+    and ``test/``, gives its ``val/`` photos so its test photos stay unseen), a named set
+    (``"paper"`` once fetched: its ``val`` photos, as the paper's BGAugment), ``"procedural"``
+    (the CLI's seeded ``val`` textures), a list of photo paths and/or PIL images, or a
+    :class:`BackgroundBank` (used as it is, whatever the shorter side asked for).
+    """
+
+    def __init__(self, spec: BackgroundSpec, procedural_count: int = 100):
+        self.spec = spec
+        self.procedural_count = procedural_count
+        self.folder: Path | None = None
+        if isinstance(spec, BackgroundBank):
+            self.kind, self.description = "bank", spec.source
+        elif isinstance(spec, (str, os.PathLike)) and str(spec) == "procedural":
+            self.kind, self.description = "procedural", "procedural"
+        elif isinstance(spec, (str, os.PathLike)):
+            self.kind, self.description = "folder", str(spec)
+            self.folder = _photo_folder(spec)
+        elif isinstance(spec, Sequence) and not isinstance(spec, (bytes, bytearray)):
+            self.kind, self.description = "images", f"{len(spec)} images"
+            _check_images(spec)
+        else:
+            raise ConfigError(
+                "BGAugment backgrounds: a folder, a named set (paper), 'procedural' or a list of "
+                f"photo paths / PIL images, not {type(spec).__name__}"
+            )
+
+    def __repr__(self) -> str:
+        return f"BackgroundSource({self.description!r})"
+
+    def bank(self, short_side: int) -> BackgroundBank:
+        """The backgrounds, shorter side resized to ``short_side`` (a bank: as it is)."""
+        if self.kind == "bank":
+            return self.spec
+        if self.kind == "procedural":
+            banks = load_banks("procedural", short_side, ("val",), count=self.procedural_count)
+            return banks["val"]
+        if self.kind == "folder":
+            return BackgroundBank.from_folder(self.folder, short_side)
+        return BackgroundBank.from_images(self.spec, short_side, "BGAugment backgrounds")
+
+
+def _photo_folder(spec: str | os.PathLike) -> Path:
+    """The folder of photos that ``spec`` names, checked to hold some (raises naming it)."""
+    named = str(spec) in BACKGROUND_SETS
+    folder = Path(resolve_source(spec))  # a set not fetched raises with the fetch command
+    if not folder.is_dir():
+        raise DataError(
+            f"{folder}: background folder not found (BGAugment takes a folder of photos, a "
+            f"named set: {', '.join(BACKGROUND_SETS.names())}, 'procedural' or a list of images)"
+        )
+    if named or all((folder / split).is_dir() for split in BANK_SPLITS):
+        folder = folder / "val"  # BGAugment trains on val backgrounds (PAPER.md section 4)
+    if not image_files(folder):
+        raise DataError(f"{folder}: background folder has no images (JPEG, PNG, WebP, ...)")
+    return folder
+
+
+def _check_images(images: Sequence) -> None:
+    """A non-empty list of PIL images and existing files (raises naming the missing ones)."""
+    if len(images) == 0:
+        raise DataError("BGAugment backgrounds: the list of images is empty")
+    for item in images:
+        if not isinstance(item, (str, os.PathLike, Image.Image)):
+            raise ConfigError(
+                "BGAugment backgrounds: a list of photo paths or PIL images, "
+                f"not of {type(item).__name__}"
+            )
+    missing = [
+        f"{item}: background image not found"
+        for item in images
+        if not isinstance(item, Image.Image) and not Path(item).is_file()
+    ]
+    if missing:
+        raise DataProblems("BGAugment backgrounds", missing)

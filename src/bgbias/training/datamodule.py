@@ -1,4 +1,5 @@
-"""Train and val splits of a dataset (with masks when the run needs them) and the val bank."""
+"""Train and val splits of a dataset (with masks when the run needs them) and the val bank
+(as a :class:`~bgbias.augment.BGAugment` module)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import torch
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader, DistributedSampler
 
-from ..augment import BackgroundReplacer
+from ..augment import BGAugment
 from ..config import CORRUPTED_MONITOR, monitor_key, uses_bgaugment
 from ..data.backgrounds import load_banks
 from ..data.datasets import MASKS_HINT, IndexedDataset
@@ -35,7 +36,7 @@ class MaskedDataModule(L.LightningDataModule):
         super().__init__()
         self.config = config
         self.recipe = resolve_recipe(config)
-        self.train_set = self.val_set = self.replacer = None
+        self.train_set = self.val_set = self.replacer = self.augment = None
 
     @property
     def needs_masks(self) -> bool:
@@ -80,7 +81,10 @@ class MaskedDataModule(L.LightningDataModule):
                 seed=cfg.backgrounds.seed,
                 count=cfg.backgrounds.count,
             )["val"]
-            self.replacer = BackgroundReplacer(bank, self.recipe)
+            # training composites through the public BGAugment module; corrupted validation
+            # draws fixed choices from the same bank and recipe (one atlas on the device)
+            self.augment = BGAugment.from_bank(bank, self.recipe)
+            self.replacer = self.augment.replacer(self.recipe.crop, self.recipe.crop)
         m = self.m_per_class
         needed = math.ceil(data.batch_size / m)
         if self.train_set.num_classes < needed or data.batch_size % m:

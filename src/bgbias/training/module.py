@@ -11,7 +11,7 @@ import torch
 from pytorch_metric_learning.utils.distributed import DistributedLossWrapper
 
 from .. import __version__
-from ..augment import BackgroundDraw, BackgroundReplacer
+from ..augment import BackgroundDraw, BackgroundReplacer, BGAugment
 from ..config import from_dict, uses_bgaugment
 from ..errors import BgbiasError
 from ..losses import build_loss
@@ -33,6 +33,8 @@ class EmbeddingModule(L.LightningModule):
     ``backgrounds.val_redraw`` a fresh draw per epoch (the reference's), a function of
     (val_seed, epoch) alone, so a resumed run and every DDP rank make the same draws.
     """
+
+    augment: BGAugment | None  # training's BGAugment (the public module), from the datamodule
 
     def __init__(self, config: dict[str, Any], num_classes: int):
         super().__init__()
@@ -57,6 +59,7 @@ class EmbeddingModule(L.LightningModule):
             cfg.loss.name, dict(cfg.loss.params), num_classes, cfg.model.embedding_size
         )
         self.replacer: BackgroundReplacer | None = None
+        self.__dict__["augment"] = None  # BGAugment, set by setup (see there)
         self.val_draws: BackgroundDraw | None = None
         self._val_size = 0
         self._val_outputs: list[tuple[torch.Tensor, ...]] = []
@@ -68,6 +71,8 @@ class EmbeddingModule(L.LightningModule):
     def setup(self, stage: str) -> None:
         datamodule = self.trainer.datamodule
         if datamodule is not None and datamodule.replacer is not None:
+            # no weights: kept out of the module tree (summary, checkpoints, device moves)
+            self.__dict__["augment"] = datamodule.augment
             self.replacer = datamodule.replacer
             self._val_size = len(datamodule.val_set)
             self.val_draws = self.draw_val_backgrounds(0)
@@ -83,7 +88,7 @@ class EmbeddingModule(L.LightningModule):
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         images, masks, labels = batch
         if uses_bgaugment(self.config):
-            images = self.replacer(images, masks, self._generator)
+            images = self.augment(images, masks, self._generator)
         embeddings = self.model(images)
         loss_fn = self.__dict__.get("_distributed_loss", self.loss_fn)
         # the loss in float32 under mixed precision: its exponentials amplify bf16 rounding
