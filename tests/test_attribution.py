@@ -4,12 +4,15 @@ import pytest
 import torch
 from pytorch_metric_learning.distances import CosineSimilarity, LpDistance
 
+import bgbias
 from bgbias.attribution import (
+    attention_maps,
     attention_score,
     draw_noise,
     frozen,
     normalise,
     reference_embedding,
+    seeded_noise,
     smoothgrad_maps,
     summarize_scores,
 )
@@ -125,3 +128,73 @@ def test_reference_is_the_black_image_embedding(model):
     black = model.recipe.normalization(torch.zeros(1, 3, 64, 64))
     with torch.no_grad():
         assert torch.allclose(reference_embedding(model, model.recipe), model(black)[0])
+
+
+class Looking(torch.nn.Module):
+    """An embedding model that only sees the pixels where ``region`` (1, H, W) is 1 (scaled to
+    each input's size: the reference image is larger)."""
+
+    def __init__(self, region: torch.Tensor):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.register_buffer("region", region)
+
+    def forward(self, x):
+        region = torch.nn.functional.interpolate(self.region[None], size=x.shape[-2:])
+        return self.conv(x * region).relu().mean(dim=(2, 3))
+
+
+def object_masks(count: int = 3, size: int = 32) -> torch.Tensor:
+    masks = torch.zeros(count, 1, size, size)
+    masks[:, :, 8:24, 10:22] = 1
+    return masks
+
+
+def test_public_scores_are_the_per_image_scores_of_the_maps(model):
+    images, masks = torch.randn(3, 3, 32, 32), object_masks()
+    masks[2, :, :, :4] = 0.5  # a soft edge
+    scores = bgbias.attention_scores(model, images, masks, distance=LpDistance(), seed=7)
+    reference = reference_embedding(model, model.recipe)  # the default: the model's recipe
+    maps = smoothgrad_maps(
+        model, images, reference, LpDistance(), noise=seeded_noise(images, [7, 8, 9])
+    )
+    expected = [attention_score(a, m[0]) for a, m in zip(maps, masks, strict=True)]
+    assert scores.shape == (3,) and scores.dtype == torch.float64
+    assert scores.tolist() == expected
+    # an image's score does not depend on its batch: image k's noise comes from seed + k
+    tail = bgbias.attention_scores(model, images[1:], masks[1:], distance=LpDistance(), seed=[8, 9])
+    assert tail.tolist() == expected[1:]
+    fewer = attention_maps(model, images[:1], masks[:1], samples=3, noise=0.3, seed=7)[0]
+    again = smoothgrad_maps(
+        model,
+        images[:1],
+        reference,
+        CosineSimilarity(),
+        noise=seeded_noise(images[:1], [7], 3, 0.3),
+    )
+    assert torch.equal(fewer, again)
+
+
+def test_a_model_looking_at_the_object_scores_higher_than_one_looking_at_the_background():
+    masks = object_masks()
+    images = torch.rand(3, 3, 32, 32)
+    on_object = Looking(masks[0]).train()
+    on_background = Looking(1 - masks[0])
+    high = bgbias.attention_scores(on_object, images, masks, recipe="imagenet")
+    low = bgbias.attention_scores(on_background, images, masks, recipe="imagenet")
+    coverage = masks[0].mean().item()
+    assert (high > 0.9).all() and torch.allclose(
+        low, torch.tensor(-coverage / (1 - coverage)).double()
+    )
+    assert on_object.training  # the caller's mode is restored
+
+
+def test_attention_scores_check_shapes(model):
+    images = torch.randn(2, 3, 32, 32)
+    with pytest.raises(ValueError, match=r"expected \(B, 3, H, W\) and \(B, 1, H, W\)"):
+        bgbias.attention_scores(model, images, torch.ones(2, 32, 32))
+    with pytest.raises(ValueError, match="do not match images"):
+        bgbias.attention_scores(model, images, torch.ones(2, 1, 16, 16))
+    with pytest.raises(ValueError, match="3 seeds for 2 images"):
+        bgbias.attention_scores(model, images, torch.ones(2, 1, 32, 32), seed=[1, 2, 3])

@@ -27,11 +27,10 @@ from .adapters import AdapterOptions, Embedder, load_embedder
 from .attribution import (
     NOISE_LEVEL,
     SAMPLES,
-    attention_score,
+    attention_maps,
+    attention_scores,
     frozen,
     reference_embedding,
-    seeded_noise,
-    smoothgrad_maps,
     summarize_scores,
 )
 from .data.datasets import MaskedImageDataset
@@ -156,19 +155,16 @@ def score_dataset(
         for start in range(0, len(todo), images_per_pass):
             chunk = todo[start : start + images_per_pass]
             items = [dataset[i] for i in chunk]
-            images = torch.stack([x for x, _, _ in items])
-            maps = smoothgrad_maps(
+            chunk_scores = attention_scores(
                 model,
-                images,
-                reference,
-                distance,
-                noise=seeded_noise(images, [seed + i for i in chunk]),
-                images_per_pass=images_per_pass,
+                torch.stack([x for x, _, _ in items]),
+                torch.stack([m for _, m, _ in items]),
+                distance=distance,
+                reference=reference,
+                seed=[seed + i for i in chunk],
+                batch_size=images_per_pass,
             )
-            rows = [
-                (ids[i], attention_score(a, m[0]))
-                for i, a, (_, m, _) in zip(chunk, maps, items, strict=True)
-            ]
+            rows = [(ids[i], float(v)) for i, v in zip(chunk, chunk_scores, strict=True)]
             scores.append(rows)
             done.update(rows)
             bar.update(len(chunk))
@@ -335,18 +331,16 @@ def figure_maps(
         items = [item.dataset[i] for i in chosen]
         batch = torch.stack([x for x, _, _ in items])
         model = item.embedder.module.to(device)
-        reference = reference_embedding(model.eval(), item.embedder.recipe, device)
         label = labels[item.key]
-        maps[label] = smoothgrad_maps(
-            model,
+        maps[label], figure_scores = attention_maps(
+            model.eval(),
             batch,
-            reference,
-            item.embedder.distance,
-            noise=seeded_noise(batch, [seed + i for i in chosen]),
+            torch.stack([m for _, m, _ in items]),
+            distance=item.embedder.distance,
+            recipe=item.embedder.recipe,
+            seed=[seed + i for i in chosen],
         )
-        scores[label] = [
-            attention_score(a, m[0]) for a, (_, m, _) in zip(maps[label], items, strict=True)
-        ]
+        scores[label] = figure_scores.tolist()
         images[label] = item.embedder.recipe.normalization.inverse(batch)
     if any(math.isnan(v) for values in scores.values() for v in values):
         log.info("some figure images have undefined attention scores (empty or full masks)")

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import torch
 from PIL import Image
+from pytorch_metric_learning.distances import BaseDistance, CosineSimilarity
 
-from .data.transforms import PairedTransform, Recipe
+from .data.transforms import RECIPES, PairedTransform, Recipe
 
 SAMPLES = 25
 NOISE_LEVEL = 0.15
@@ -144,15 +145,124 @@ def attention_score(attribution: torch.Tensor, mask: torch.Tensor) -> float:
     return (float((a * m).sum()) / total - coverage) / (1.0 - coverage)
 
 
-def seeded_noise(images: torch.Tensor, seeds: list[int]) -> torch.Tensor:
+def seeded_noise(
+    images: torch.Tensor,
+    seeds: Sequence[int],
+    samples: int = SAMPLES,
+    noise_level: float = NOISE_LEVEL,
+) -> torch.Tensor:
     """SmoothGrad noise (B, S, C, H, W) with image k's noise from ``Generator(seeds[k])``: an
     image's map does not depend on what else is in its batch."""
     return torch.cat(
         [
-            draw_noise(images[k : k + 1], generator=torch.Generator().manual_seed(seed))
+            draw_noise(images[k : k + 1], samples, noise_level, torch.Generator().manual_seed(seed))
             for k, seed in enumerate(seeds)
         ]
     )
+
+
+def attention_scores(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    masks: torch.Tensor,
+    *,
+    distance: BaseDistance | None = None,
+    recipe: str | Recipe | None = None,
+    reference: torch.Tensor | None = None,
+    samples: int = SAMPLES,
+    noise: float = NOISE_LEVEL,
+    seed: int | Sequence[int] = 0,
+    batch_size: int | None = None,
+) -> torch.Tensor:
+    """Per-image attention scores (B,) float64: the share of SmoothGrad attribution on the
+    object's mask, 1 = all on the object, 0 = like a uniform map, < 0 = on the background, NaN
+    for an empty or full mask (PAPER.md section 7; :func:`attention_score`).
+
+    ``model``: (B, 3, H, W) normalised images -> (B, D) embeddings, run where its parameters
+    are; ``images``: (B, 3, H, W) normalised as the model expects (the eval transform);
+    ``masks``: (B, 1, H, W) in [0, 1], 1 = object. See :func:`attention_maps` for the options.
+    """
+    return attention_maps(
+        model,
+        images,
+        masks,
+        distance=distance,
+        recipe=recipe,
+        reference=reference,
+        samples=samples,
+        noise=noise,
+        seed=seed,
+        batch_size=batch_size,
+    )[1]
+
+
+def attention_maps(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    masks: torch.Tensor,
+    *,
+    distance: BaseDistance | None = None,
+    recipe: str | Recipe | None = None,
+    reference: torch.Tensor | None = None,
+    samples: int = SAMPLES,
+    noise: float = NOISE_LEVEL,
+    seed: int | Sequence[int] = 0,
+    batch_size: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`attention_scores` with the maps: ``(maps (B, H, W) in [0, 1] on the CPU, scores
+    (B,) float64)``. The one path of `bgbias attention`, the audit and the Python API.
+
+    ``distance``: what the training loss measures (its ``loss.distance``; the paper: Lp for
+    contrastive/triplet, cosine for the others); default cosine similarity. ``reference``: e0
+    (D,); default the model's embedding of a black 500x500 image through ``recipe``'s eval
+    transform (a name in ``RECIPES`` or a Recipe; default the model's ``.recipe``, else
+    "imagenet"). ``samples`` noisy copies of noise std ``noise`` x each image's value range;
+    ``seed``: image k's noise from ``Generator(seed + k)``, or a sequence: from
+    ``Generator(seed[k])``, so an image's score does not depend on its batch. ``batch_size``:
+    images whose copies share one forward/backward (default 16 on a GPU, 1 on a CPU).
+    """
+    if images.dim() != 4 or masks.dim() != 4 or masks.shape[1] != 1:
+        raise ValueError(
+            f"images {tuple(images.shape)} and masks {tuple(masks.shape)}: expected "
+            "(B, 3, H, W) and (B, 1, H, W)"
+        )
+    if masks.shape[0] != images.shape[0] or masks.shape[-2:] != images.shape[-2:]:
+        raise ValueError(
+            f"masks {tuple(masks.shape)} do not match images {tuple(images.shape)} "
+            "(one (1, H, W) mask per image, of its size)"
+        )
+    seeds = [seed + k for k in range(len(images))] if isinstance(seed, int) else list(seed)
+    if len(seeds) != len(images):
+        raise ValueError(f"{len(seeds)} seeds for {len(images)} images")
+    if reference is None:
+        reference = _black_reference(model, recipe, images.device)
+    if batch_size is None:
+        batch_size = 16 if reference.device.type == "cuda" else 1
+    maps = smoothgrad_maps(
+        model,
+        images,
+        reference,
+        CosineSimilarity() if distance is None else distance,
+        noise=seeded_noise(images, seeds, samples, noise),
+        images_per_pass=batch_size,
+    )
+    scores = [attention_score(a, m[0]) for a, m in zip(maps, masks.cpu(), strict=True)]
+    return maps, torch.tensor(scores, dtype=torch.float64)
+
+
+def _black_reference(
+    model: torch.nn.Module, recipe: str | Recipe | None, fallback: torch.device
+) -> torch.Tensor:
+    """e0 on the model's device, in eval mode (the model's mode is restored after)."""
+    recipe = recipe if recipe is not None else getattr(model, "recipe", "imagenet")
+    if isinstance(recipe, str):
+        recipe = RECIPES.get(recipe)
+    device = next((p.device for p in model.parameters()), fallback)
+    was_training = model.training
+    try:
+        return reference_embedding(model.eval(), recipe, device)
+    finally:
+        model.train(was_training)
 
 
 def summarize_scores(scores: dict[str, float]) -> dict[str, float]:

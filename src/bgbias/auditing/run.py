@@ -25,13 +25,7 @@ from pytorch_metric_learning.distances import CosineSimilarity
 from .. import __version__
 from ..adapters import AdapterOptions, Embedder, load_embedder
 from ..attention import chosen_indices
-from ..attribution import (
-    attention_score,
-    reference_embedding,
-    seeded_noise,
-    smoothgrad_maps,
-    summarize_scores,
-)
+from ..attribution import attention_scores, summarize_scores
 from ..data.backgrounds import BackgroundBank, load_banks
 from ..devices import resolve_device
 from ..errors import ConfigError
@@ -150,19 +144,15 @@ def attention_summary(
         return None
     chosen = chosen_indices(len(ids), count, seed)
     rgb = pixels.images[chosen].float().div(255.0)
-    images = embedder.recipe.normalization(rgb)
-    module = embedder.module
-    reference = reference_embedding(module.eval(), embedder.recipe, embedder.device)
-    maps = smoothgrad_maps(
-        module,
-        images,
-        reference,
-        embedder.distance,
-        noise=seeded_noise(images, [seed + i for i in chosen]),
+    values = attention_scores(
+        embedder.module.eval(),
+        embedder.recipe.normalization(rgb),
+        pixels.masks[chosen].float().div(255.0),
+        distance=embedder.distance,
+        recipe=embedder.recipe,
+        seed=[seed + i for i in chosen],
     )
-    masks = pixels.masks[chosen].float().div(255.0)
-    scores = {ids[i]: attention_score(a, m[0]) for i, a, m in zip(chosen, maps, masks, strict=True)}
-    return summarize_scores(scores)
+    return summarize_scores({ids[i]: float(v) for i, v in zip(chosen, values, strict=True)})
 
 
 def grid_rows(

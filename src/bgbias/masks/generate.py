@@ -20,8 +20,9 @@ from pathlib import Path
 
 from ..data.datasets import mask_file
 from ..errors import BgbiasError, DataError
-from ..io import ensure_writable_dir, image_files, load_image, save_image, write_json
+from ..io import ensure_writable_dir, image_files, save_image, write_json
 from ..progress import progress_bar
+from .predict import prepare
 from .predictors import MaskPredictor, build_predictor
 
 
@@ -119,10 +120,6 @@ def generate_masks(
     started = time.perf_counter()
     bar = progress_bar(len(todo), f"masks ({model})", unit="img", enabled=progress)
 
-    def prepare(relative: str):
-        image = load_image(images_dir / relative)
-        return image.size, predictor.preprocess(image)
-
     def finish(relative: str, output, size) -> None:
         save_image(predictor.postprocess(output, size), mask_file(masks_dir, relative))
 
@@ -137,7 +134,7 @@ def generate_masks(
                 relative = next(queue, None)
                 if relative is None:
                     return
-                pending.append((relative, pool.submit(prepare, relative)))
+                pending.append((relative, pool.submit(prepare, predictor, images_dir / relative)))
 
         refill()
         while pending:
