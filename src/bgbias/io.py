@@ -125,21 +125,28 @@ def remove_tree(path: Path) -> None:
             path.unlink()
 
 
-def remove_leftovers(folder: str | os.PathLike) -> list[Path]:
+def remove_leftovers(
+    folder: str | os.PathLike, patterns: tuple[str, ...] = LEFTOVER_PATTERNS
+) -> list[Path]:
     """Delete what killed jobs left in ``folder`` (temporary files, half-built and replaced
-    trees); call it only while holding the folder's lock. Returns what was removed."""
+    trees; ``patterns``: the names a job owns, default every job's); call it only while
+    holding the folder's lock. Returns what was removed."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    found = sorted({p for pattern in LEFTOVER_PATTERNS for p in folder.glob(pattern)})
+    found = sorted({p for pattern in patterns for p in folder.glob(pattern)})
     for path in found:
         remove_tree(path)
     return found
 
 
-def lock_folder(folder: str | os.PathLike, job: str):
+def lock_folder(
+    folder: str | os.PathLike, job: str, leftovers: tuple[str, ...] = LEFTOVER_PATTERNS
+):
     """Take ``folder``'s lock for a ``job`` that writes there (a second one raises instead of
-    waiting) and clear what killed jobs left; the caller releases the returned lock."""
+    waiting) and clear what killed jobs left (``leftovers``: name patterns; a job sharing the
+    folder with other kinds of jobs passes only its own, whose lock it holds); the caller
+    releases the returned lock."""
     from filelock import FileLock, Timeout
 
     folder = Path(folder)
@@ -148,7 +155,7 @@ def lock_folder(folder: str | os.PathLike, job: str):
         lock.acquire()
     except Timeout:
         raise OutputError(f"{folder}: another {job} job is writing here") from None
-    remove_leftovers(folder)
+    remove_leftovers(folder, leftovers)
     return lock
 
 

@@ -121,14 +121,27 @@ def test_too_few_images_per_class_falls_back_to_instance_metrics_and_says_so(tmp
     assert note in (tmp_path / "out" / "report.html").read_text()
 
 
-def test_a_failed_audit_leaves_no_report_behind(tmp_path):
+def test_a_failed_audit_leaves_the_previous_complete_report(tmp_path):
     root = write_folder_dataset(tmp_path / "ds", {"a": 3, "b": 3}, size=(64, 64))
     audit(tmp_path, ["small_cnn"], root)
-    assert (tmp_path / "out" / "audit.json").is_file()
+    out = tmp_path / "out"
+    before = {
+        p.relative_to(out): p.read_bytes()
+        for p in out.rglob("*")
+        if p.is_file() and not p.name.startswith(".")
+    }
+    assert {"audit.json", "report.md", "report.html", "figures/conditions.png"} <= {
+        str(p) for p in before
+    }
     with pytest.raises(ModelOutputError, match="NaN"):
         audit(tmp_path, [torchscript_model(tmp_path / "nan.pt", nan=True)], root)
-    left = {p.name for p in (tmp_path / "out").iterdir() if not p.name.startswith(".")}
-    assert not left & {"audit.json", "report.md", "report.html", "figures"}
+    after = {
+        p.relative_to(out): p.read_bytes()
+        for p in out.rglob("*")
+        if p.is_file() and not p.name.startswith(".")
+    }
+    assert after == before  # the old report, whole and unchanged
+    assert not list(out.glob(".audit.partial-*"))  # nothing half-built left beside it
 
 
 def test_cli_audit_prints_verdicts_and_list_models_shows_the_forms(tmp_path, capsys):

@@ -21,7 +21,7 @@ from .conditions import ConditionMaker
 from .figures import comparison_grid
 from .images import decode, find_images
 from .metrics import similarity
-from .run import load_bank
+from .plan import load_bank
 
 
 def compare_retrievals(

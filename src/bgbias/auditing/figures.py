@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,18 @@ from ..report.figures import pyplot, save_figure
 
 MARK_COLOURS = {"own": "#2ca02c", "class": "#98df8a", "wrong": "#d62728"}
 MARK_TEXT = {"own": "its original", "class": "same class", "wrong": "wrong"}
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A model's retrieval grid, ready to draw: ``rows`` (title, {"query": (3, C, C) RGB in
+    [0, 1], "results": [original index], "marks": [mark]}) and ``gallery``: the (3, C, C) uint8
+    originals those results show, by index (only those, so that a kept result stays small)."""
+
+    rows: list[tuple[str, dict[str, Any]]]
+    gallery: Mapping[int, torch.Tensor]
+
+
 CONDITION_COLOURS = {
     "original": "#4C72B0",
     "only_fg": "#55A868",
@@ -56,6 +70,8 @@ def condition_bars(audit: dict[str, Any], path: Path) -> Path:
                 color=colours(m),
                 label=audit["models"][spec]["label"],
             )
+        if metric == "hit_at_1" and "chance_hit_at_1" in audit:
+            ax.axhline(audit["chance_hit_at_1"], color="black", linestyle="--", linewidth=0.8)
         ax.set_xticks(x, conditions, rotation=20)
         ax.set_ylim(min(0.0, float(np.nanmin(ax.dataLim.y0))), 1.0)
         ax.set_title(title, fontsize=10)
@@ -90,7 +106,7 @@ def blend_curve(audit: dict[str, Any], path: Path) -> Path:
 
 def retrieval_grid(
     rows: list[tuple[str, dict[str, Any]]],
-    gallery: torch.Tensor,
+    gallery: torch.Tensor | Mapping[int, torch.Tensor],
     path: Path,
     title: str = "",
 ) -> Path:
@@ -98,7 +114,7 @@ def retrieval_grid(
     mark (green: the query's own original, light green: same class, red: wrong).
 
     rows: (row title, {"query": (3, H, W) RGB in [0, 1], "results": [gallery index],
-    "marks": [mark]}); gallery: (N, 3, H, W) uint8 originals.
+    "marks": [mark]}); gallery: (N, 3, H, W) uint8 originals, or (3, H, W) ones by index.
     """
     plt = pyplot()
     k = max(len(entry["results"]) for _, entry in rows)

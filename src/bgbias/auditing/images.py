@@ -148,12 +148,11 @@ def _with_mask(item: AuditImage, mask_root: Path, image_suffix: str, mask_suffix
     return AuditImage(item.id, item.image, path if path.is_file() else None, item.class_name)
 
 
-def make_missing_masks(
-    images: ImageSet, mask_model: str | None, cache: Path, device: str = "cpu"
-) -> ImageSet:
-    """Masks for the images without one, made by ``mask_model`` into ``cache`` (mirroring the
-    image ids, as `bgbias masks` writes them; masks already there are reused, so a killed run
-    resumes). Without a mask model, missing masks are an error naming the ways out."""
+def check_masks(
+    images: ImageSet, mask_model: str | None, cache: Path
+) -> tuple[list[AuditImage], list[AuditImage]]:
+    """The images without a mask, and those of them whose mask is in ``cache`` already. Missing
+    masks that no mask model will make are an error naming the ways out (nothing is written)."""
     missing = [i for i in images.items if i.mask is None]
     cached = [i for i in missing if (cache / Path(i.id).with_suffix(".png")).is_file()]
     if missing and len(cached) < len(missing) and mask_model is None:
@@ -162,6 +161,16 @@ def make_missing_masks(
             f"{images.root}: {len(missing)} of {len(images)} images have no mask (e.g. {example}); "
             "pass --masks DIR (with --mask-suffix if mask names differ) or --mask-model u2net"
         )
+    return missing, cached
+
+
+def make_missing_masks(
+    images: ImageSet, mask_model: str | None, cache: Path, device: str = "cpu"
+) -> ImageSet:
+    """Masks for the images without one, made by ``mask_model`` into ``cache`` (mirroring the
+    image ids, as `bgbias masks` writes them; masks already there are reused, so a killed run
+    resumes). Without a mask model, missing masks are an error naming the ways out."""
+    missing, cached = check_masks(images, mask_model, cache)
     if len(cached) < len(missing):
         from ..masks.generate import generate_masks
 

@@ -1,5 +1,6 @@
-"""The audit's report: a verdict per model, ``report.md`` and a self-contained ``report.html``
-(the same tables, every figure embedded as a base64 PNG: it opens offline, as one file)."""
+"""The audit's report: ``report.md`` and a self-contained ``report.html`` (the same tables,
+every figure embedded as a base64 PNG: it opens offline, as one file), from the audit.json
+content (verdicts included: :mod:`bgbias.auditing.verdict` computes them)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from ..io import write_text
-from .figures import blend_curve, condition_bars, grid_rows_for, retrieval_grid
+from .figures import Grid, blend_curve, condition_bars, retrieval_grid
 
-# the verdict's levels: share of images that keep their own original first on a random
-# background (mixed_rand), and that are found from their background alone (only_bg)
-LOW_RELIANCE = {"mixed_rand_hit_at_least": 0.9, "only_bg_hit_at_most": 0.1}
-HIGH_RELIANCE = {"mixed_rand_hit_below": 0.5, "only_bg_hit_at_least": 0.3}
 CONDITION_TEXT = {
     "original": "the image as it is",
     "only_fg": "the object on black",
@@ -32,37 +29,6 @@ METRIC_TEXT = {
 }
 
 
-def verdict(model: dict[str, Any], label_metrics: bool) -> str:
-    """One line computed from the numbers (thresholds: LOW_RELIANCE, HIGH_RELIANCE)."""
-    conditions = model["conditions"]
-    kept = conditions["mixed_rand"]["instance"]["hit_at_1"]
-    by_background = conditions["only_bg"]["instance"]["hit_at_1"]
-    if (
-        kept >= LOW_RELIANCE["mixed_rand_hit_at_least"]
-        and by_background <= LOW_RELIANCE["only_bg_hit_at_most"]
-    ):
-        level = "Low"
-    elif (
-        kept < HIGH_RELIANCE["mixed_rand_hit_below"]
-        or by_background >= HIGH_RELIANCE["only_bg_hit_at_least"]
-    ):
-        level = "High"
-    else:
-        level = "Moderate"
-    parts = [
-        f"{level} background reliance: {kept:.0%} of images still retrieve their own original "
-        f"first on a random background, {by_background:.0%} are retrieved from their "
-        "background alone"
-    ]
-    if label_metrics:
-        before = conditions["original"]["symmetric"]["map_at_r"]
-        after = conditions["mixed_rand"]["symmetric"]["map_at_r"]
-        parts.append(f"MAP@R {before:.3f} -> {after:.3f} on random backgrounds")
-    if model.get("bg_gap") is not None:
-        parts.append(f"BG-gap {model['bg_gap']:+.3f}")
-    return "; ".join(parts) + "."
-
-
 def _value(entry: dict[str, Any], family: str, metric: str) -> str:
     value = entry.get(family, {}).get(metric)
     if value is None:
@@ -77,8 +43,9 @@ def tables(audit: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]
     models = audit["models"]
     labels = [m["label"] for m in models.values()]
     out = []
+    chance = f"{audit['chance_hit_at_1']:.3f}"
     rows = [
-        [c, METRIC_TEXT[metric]]
+        [c, METRIC_TEXT[metric], chance if metric == "hit_at_1" else ""]
         + [_value(m["conditions"].get(c, {}), "instance", metric) for m in models.values()]
         for c in audit["conditions"]
         if c != "original"
@@ -86,8 +53,9 @@ def tables(audit: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]
     ]
     out.append(
         (
-            "Instance metrics (query: the image's variant; gallery: every original)",
-            ["condition", "metric", *labels],
+            "Instance metrics (query: the image's variant; gallery: every original; chance: "
+            "the hit@1 of a random ranking, 1 / gallery size)",
+            ["condition", "metric", "chance", *labels],
             rows,
         )
     )
@@ -113,7 +81,11 @@ def tables(audit: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]
         for i, a in enumerate(alphas)
     ]
     out.append(
-        ("Blend sweep: hit@1 as the background fades to a random photo", ["alpha", *labels], rows)
+        (
+            f"Blend sweep: hit@1 as the background fades to a random photo (chance {chance})",
+            ["alpha", *labels],
+            rows,
+        )
     )
     rows = [
         ["BG-gap (MAP@R mixed_same - mixed_rand)"]
@@ -230,31 +202,28 @@ def _html(audit, figures: dict[str, str], out: Path) -> str:
     return "\n".join(parts) + "\n</body></html>\n"
 
 
-def write_reports(audit: dict[str, Any], grids: dict[str, Any], out: Path) -> None:
-    """Set each model's verdict; write figures/*.png, report.md and report.html."""
-    for model in audit["models"].values():
-        model["verdict"] = verdict(model, audit["label_metrics"])
+def write_reports(audit: dict[str, Any], grids: dict[str, Grid], out: Path) -> None:
+    """Write figures/*.png, report.md and report.html of ``audit`` (its verdicts set) into
+    folder ``out``; ``grids``: each model's retrieval grid, by model name."""
     folder = out / "figures"
     figures = {
-        "conditions": "Per condition and model: hit@1 and cosine (and MAP@R with labels); "
-        "error bars: std over repeats.",
+        "conditions": "Per condition and model: hit@1 (dashed: chance) and cosine (and MAP@R "
+        "with labels); error bars: std over repeats.",
         "blend": "The background faded from the original (0) to a random photo (1).",
     }
     condition_bars(audit, folder / "conditions.png")
     blend_curve(audit, folder / "blend.png")
-    names = [*figures]
-    for n, (spec, (model_grids, pixels)) in enumerate(grids.items()):
-        if not model_grids:
+    for n, (spec, grid) in enumerate(grids.items()):
+        if not grid.rows:
             continue
         name = f"retrieval_grid_{n + 1}"
         label = audit["models"][spec]["label"]
-        retrieval_grid(grid_rows_for(model_grids), pixels.images, folder / f"{name}.png", label)
+        retrieval_grid(grid.rows, grid.gallery, folder / f"{name}.png", label)
         figures[name] = (
             f"{label}: its worst queries under mixed_rand and only_bg with their "
             "top results among the originals (green frame: the query's own "
             "original, light green: same class, red: wrong). Under only_bg a "
             "green result means the image was found from its background alone."
         )
-        names.append(name)
     write_text(out / "report.md", _markdown(audit, figures))
     write_text(out / "report.html", _html(audit, figures, out))

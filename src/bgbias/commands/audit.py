@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._common import adapter_options, add_command, add_device, add_model_options, int_at_least
+from ._common import add_command, add_device, add_model_options, int_at_least
 
 
 def register(subparsers) -> None:
@@ -83,34 +83,39 @@ def _mask_models() -> list[str]:
 
 
 def run(args) -> int:
-    from ..auditing import AuditConfig, run_audit
+    from ..auditing.api import audit
+    from ..auditing.save import prepare_out
 
-    audit = run_audit(
-        AuditConfig(
-            models=args.models,
-            images=args.images,
-            out=args.out,
-            split=args.split,
-            masks=args.masks,
-            image_suffix=args.image_suffix,
-            mask_suffix=args.mask_suffix,
-            mask_model=args.mask_model,
-            backgrounds=args.backgrounds,
-            repeats=args.repeats,
-            blend_steps=args.blend_steps,
-            attention=args.attention,
-            worst=args.worst,
-            grid_queries=args.grid_queries,
-            top_k=args.top_k,
-            seed=args.seed,
-            batch_size=args.batch_size,
-            device=args.device,
-            options=adapter_options(args),
-        )
+    out = prepare_out(args.out)  # an unwritable OUT fails before the long work
+    result = audit(
+        args.models,
+        args.images,
+        split=args.split,
+        masks=args.masks,
+        image_suffix=args.image_suffix,
+        mask_suffix=args.mask_suffix,
+        mask_model=args.mask_model,
+        mask_cache=out / "masks",  # masks made for a folder without its own: kept in OUT
+        backgrounds=args.backgrounds,
+        input_size=args.input_size,
+        mean=args.mean,
+        std=args.std,
+        weights=args.weights,
+        pretrained=not args.untrained,
+        repeats=args.repeats,
+        blend_steps=args.blend_steps,
+        attention=args.attention,
+        worst=args.worst,
+        grid_queries=args.grid_queries,
+        top_k=args.top_k,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        device=args.device,
     )
-    for spec, model in audit["models"].items():
-        print(f"{spec}: {model['verdict']}")
-    for note in audit["notes"]:
+    result.save(out)
+    for name, found in result.verdicts.items():
+        print(f"{name}: {found.sentence}")
+    for note in result.notes:
         print(f"note: {note}")
     print(f"wrote {args.out}/ (audit.json, report.md, report.html, figures/)")
     return 0
