@@ -63,11 +63,27 @@ def test_openapi_schema_describes_the_api(client):
     schema = client.get("/openapi.json").json()
     assert {"/health", "/search", "/items", "/items/{item_id}"} <= set(schema["paths"])
     search = schema["paths"]["/search"]["post"]
-    assert {p["name"] for p in search["parameters"]} == {"k", "remove_background", "index"}
+    assert {p["name"] for p in search["parameters"]} == {
+        "k",
+        "remove_background",
+        "index",
+        "fusion",
+        "exclude_self",
+    }
     body = search["requestBody"]["content"]["multipart/form-data"]["schema"]["$ref"]
     fields = schema["components"]["schemas"][body.split("/")[-1]]["properties"]
     assert {"image", "item"} <= set(fields)
-    assert client.get("/docs").status_code == 200
+    result = schema["components"]["schemas"]["Result"]["properties"]["score"]
+    assert "cosine similarity" in result["description"]
+    # no Swagger page: it loads its scripts from a CDN and would be blank offline
+    assert client.get("/docs").status_code == 404 and client.get("/redoc").status_code == 404
+
+
+def test_the_page_has_its_own_icon_and_says_what_scores_are(client, catalogue):
+    page = client.get("/").text
+    assert '<link rel="icon" href="data:image/svg+xml' in page
+    answer = upload(client, photo(catalogue), k=3).json()
+    assert answer["query"]["score"].startswith("cosine similarity")
 
 
 def test_search_by_photo_ranks_the_photo_itself_first(client, catalogue):
@@ -122,10 +138,20 @@ def test_remove_background_changes_what_the_model_sees(client, catalogue):
 
 
 def test_find_similar_uses_the_items_stored_embedding(client):
-    answer = client.post("/search", params={"k": 4}, data={"item": "c2/001.png"}).json()
+    kept = {"k": 4, "exclude_self": "false"}
+    answer = client.post("/search", params=kept, data={"item": "c2/001.png"}).json()
     assert answer["results"][0]["id"] == "c2/001.png"
     assert answer["results"][0]["score"] == pytest.approx(1.0, abs=1e-5)
     assert answer["query"]["item"]["id"] == "c2/001.png"
+    # by default the item itself is left out: the 4 nearest others, in the same order
+    others = client.post("/search", params={"k": 4}, data={"item": "c2/001.png"}).json()
+    assert [r["id"] for r in others["results"]] == [
+        r["id"]
+        for r in client.post(
+            "/search", params={**kept, "k": 5}, data={"item": "c2/001.png"}
+        ).json()["results"][1:]
+    ]
+    assert others["query"]["exclude_self"] is True
     cases = [
         ({"data": {"item": "c9/nope.png"}}, 404, "no item 'c9/nope.png'"),
         (

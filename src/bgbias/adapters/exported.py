@@ -52,6 +52,14 @@ def file_recipe(
     return external_recipe(name, options, **found), found
 
 
+def file_label(name: str, metadata: dict[str, Any]) -> str:
+    """A model file's display name: the file, and the run it was exported from when bgbias
+    exported it (``model.onnx (Normalized Softmax + BGAugment)``), so a file and the
+    checkpoint it came from read alike side by side."""
+    said = metadata.get("label")
+    return f"{name} ({said})" if isinstance(said, str) and said and said != name else name
+
+
 def _check_file(path: str, form: str) -> Path:
     file = Path(path)
     if not file.is_file():
@@ -98,7 +106,7 @@ class OnnxEmbedder(Embedder):
             spec,
             "onnx",
             recipe,
-            label=path.name,
+            label=file_label(path.name, metadata),
             details={"file": str(path.resolve()), "sha256": sha256_file(path)}
             | {f"file_{key}": value for key, value in metadata.items()},
         )
@@ -138,7 +146,7 @@ def load_torchscript(path: str, options: AdapterOptions) -> TorchEmbedder:
         spec,
         "torchscript",
         recipe,
-        label=file.name,
+        label=file_label(file.name, metadata),
         details={"file": str(file.resolve()), "sha256": sha256_file(file)}
         | {f"file_{key}": value for key, value in metadata.items()},
     )

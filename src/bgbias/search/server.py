@@ -3,7 +3,8 @@
 ``GET /`` the page; ``GET /health``; ``POST /search`` (multipart ``image``, or form field
 ``item`` for "find similar"; query ``k``, ``remove_background``, ``index``); ``GET /items``
 (a page of the catalogue); ``GET /items/{id}``; ``GET /thumbs/{index number}/{item number}``.
-OpenAPI schema at ``/openapi.json``, interactive docs at ``/docs``.
+OpenAPI schema at ``/openapi.json``. No ``/docs`` page: FastAPI's Swagger UI loads its scripts
+from a CDN, so it would be blank on an offline machine; any OpenAPI viewer reads the schema.
 
 Only thumbnails the index lists are served, by number (no path from a request reaches the file
 system). Bodies over the upload limit are refused from their Content-Length before any byte is
@@ -28,7 +29,7 @@ from .service import SearchService, ServeOptions, ServiceError
 try:
     from fastapi import FastAPI, File, Form, Query, Request, UploadFile
     from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
-    from pydantic import BaseModel
+    from pydantic import BaseModel, Field
 except ImportError as exc:
     raise BgbiasError(
         f"`bgbias serve` needs the serve extra: pip install 'bgbias[serve]' ({exc.name} missing)"
@@ -40,7 +41,10 @@ log = logging.getLogger(__name__)
 class Result(BaseModel):
     id: str
     label: str | None
-    score: float | None
+    score: float | None = Field(
+        description="similarity to the query, higher is nearer: cosine similarity unless the "
+        "search was fused (the response's query.score says which)"
+    )
     thumbnail: str
 
 
@@ -114,6 +118,8 @@ def create_app(service: SearchService) -> FastAPI:
         description="Search a catalogue by photo, optionally removing the query's background "
         "first (test-time background removal).",
         version=__version__,
+        docs_url=None,  # Swagger UI and ReDoc load from a CDN: broken offline (see above)
+        redoc_url=None,
     )
     app.add_middleware(UploadLimit, max_bytes=options.max_upload_bytes)
 
@@ -146,12 +152,16 @@ def create_app(service: SearchService) -> FastAPI:
                 "(full image, foreground only) to search, and how to fuse the two rankings"
             ),
         ] = "full",
+        exclude_self: Annotated[
+            bool, Query(description="an item search leaves the item itself out of its results")
+        ] = True,
     ) -> dict:
-        """The ``k`` catalogue items most similar to the photo (or item), best first."""
+        """The ``k`` catalogue items most similar to the photo (or item), best first; what the
+        scores are is in ``query.score`` (cosine similarity unless fused)."""
         if (image is None) == (item is None):
             raise ServiceError("send either a photo (multipart field 'image') or an 'item' id")
         if item is not None:
-            return service.search_item(item, index, k, remove_background, fusion)
+            return service.search_item(item, index, k, remove_background, fusion, exclude_self)
         return service.search_photo(image.file.read(), index, k, remove_background, fusion)
 
     @app.get("/items", response_model=ItemsResponse, responses=ERRORS)

@@ -165,16 +165,18 @@ class SearchService:
         return parsed
 
     def _answer(
-        self, searcher: Searcher, queries: dict, k: int, fusion: Fusion
+        self, searcher: Searcher, queries: dict, k: int, fusion: Fusion, exclude: int = -1
     ) -> tuple[list[dict], float]:
+        """The top ``k`` (without the item at position ``exclude``) and the search seconds."""
         started = time.perf_counter()
-        scores, positions = searcher.index.search(queries, k, fusion)
+        wanted = k + 1 if exclude >= 0 else k
+        scores, positions = searcher.index.search(queries, min(wanted, len(searcher.index)), fusion)
         results = [
             self._result(searcher, s, p)
             for s, p in zip(scores[0].tolist(), positions[0].tolist(), strict=True)
-            if p >= 0
+            if p >= 0 and p != exclude
         ]
-        return results, time.perf_counter() - started
+        return results[:k], time.perf_counter() - started
 
     @staticmethod
     @torch.inference_mode()
@@ -232,6 +234,7 @@ class SearchService:
             "query": {
                 "remove_background": remove_background,
                 "fusion": rule.name,
+                "score": score_meaning(rule),
                 "image": "data:image/jpeg;base64," + base64.b64encode(seen).decode(),
             },
             "timings_ms": {k: round(1000 * v, 2) for k, v in timings.items()},
@@ -244,10 +247,12 @@ class SearchService:
         k: int = 10,
         remove_background: bool = False,
         fusion: str = "full",
+        exclude_self: bool = True,
     ) -> dict[str, Any]:
         """ "Find similar": the items nearest to a catalogue item's stored embeddings (the index
         keeps no full-size images, so there is no photo to remove a background from; a fusion
-        queries with the item's stored full and foreground vectors)."""
+        queries with the item's stored full and foreground vectors); the item itself is left
+        out of its results unless ``exclude_self`` is false."""
         if remove_background:
             raise ServiceError(
                 "remove_background applies to uploaded photos; a catalogue item is searched "
@@ -258,7 +263,8 @@ class SearchService:
         position = self._position(searcher, item_id)
         started = time.perf_counter()
         queries = {f: searcher.index.embedding(position, f) for f in rule.fields}
-        results, search_seconds = self._answer(searcher, queries, k, rule)
+        exclude = position if exclude_self else -1
+        results, search_seconds = self._answer(searcher, queries, k, rule, exclude)
         return {
             "index": searcher.name,
             "results": results,
@@ -266,6 +272,8 @@ class SearchService:
                 "item": self._result(searcher, 1.0, position),
                 "remove_background": False,
                 "fusion": rule.name,
+                "score": score_meaning(rule),
+                "exclude_self": exclude_self,
             },
             "timings_ms": {
                 "search": round(1000 * search_seconds, 2),
@@ -322,3 +330,14 @@ class SearchService:
         if not path.is_file():
             raise NotFound(f"thumbnail of item {position} of {index.name} is missing")
         return path
+
+
+def score_meaning(rule: Fusion) -> str:
+    """What a result's ``score`` is under ``rule``, in words for the page and the API."""
+    if rule.name == "rrf":
+        return "reciprocal-rank fusion score of the full and foreground rankings (higher: nearer)"
+    if rule.name.startswith("weighted"):
+        return f"weighted cosine similarity ({rule.name}) of the full and foreground vectors"
+    if rule.name == "foreground":
+        return "cosine similarity of the foreground vectors (1: same direction)"
+    return "cosine similarity (1: same direction, 0: unrelated)"
