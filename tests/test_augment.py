@@ -97,3 +97,22 @@ def test_draw_rows_can_be_selected_for_fixed_test_sets(replacer):
 def test_wrong_image_size_is_rejected(replacer):
     with pytest.raises(ValueError, match="the recipe crops 64x64"):
         replacer(torch.zeros(1, 3, 32, 32), torch.zeros(1, 1, 32, 32))
+
+
+@pytest.mark.parametrize("size", [(40, 64), (64, 40), (100, 150)])
+def test_render_at_any_size_is_the_box_resized_to_it(replacer, size):
+    # BGAugment renders at each batch's (H, W): RandomResizedCrop(size=(H, W)) of the box
+    draw = BackgroundDraw(
+        torch.tensor([3, 3]),
+        torch.tensor([[4.0, 6.0, 40.0, 50.0]] * 2),
+        torch.tensor([False, True]),
+    )
+    image = replacer.bank.image(3).float()[None] / 255.0
+    expected = F.interpolate(image[:, :, 4:44, 6:56], size=size, mode="bilinear")
+    atlas = replacer._normalised_atlas(torch.device("cpu"), torch.float32)
+    for path in (replacer._render_each, replacer._render_batched):
+        out = replacer.recipe.normalization.inverse(path(draw, atlas, size))
+        assert out.shape == (2, 3, *size)
+        assert torch.allclose(out[0], expected[0], atol=1e-4)
+        assert torch.allclose(out[1], expected[0].flip(-1), atol=1e-4)
+    assert replacer.render(draw, size=size).shape == (2, 3, *size)

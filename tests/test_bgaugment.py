@@ -12,6 +12,7 @@ from PIL import Image
 
 import bgbias
 from bgbias.augment import BackgroundReplacer, BGAugment
+from bgbias.data import background_sets
 from bgbias.data.background_sets import MissingBackgroundsError
 from bgbias.data.backgrounds import load_banks
 from bgbias.data.transforms import RECIPES, Normalization
@@ -170,13 +171,19 @@ def test_a_list_of_pil_images_or_paths_and_a_folder(tmp_path):
     assert from_pil.shape == images.shape and not torch.equal(from_pil, images)
 
 
-def test_a_folder_laid_out_as_the_paper_s_sets_trains_on_its_val_photos(tmp_path):
+def test_the_paper_set_and_folders_laid_out_like_it_train_on_their_val_photos(
+    tmp_path, monkeypatch
+):
     write_photos(tmp_path / "sets" / "val", count=2, seed=0)
-    for path in write_photos(tmp_path / "sets" / "test", count=2, seed=1):
-        Image.new("RGB", (80, 60), (255, 0, 0)).save(path)
+    write_photos(tmp_path / "sets" / "test", count=3, seed=1)
     augment = BGAugment(tmp_path / "sets", short_side=48, seed=0)
     assert augment.replacer(40, 40).bank.names == ["photo0.jpg", "photo1.png"]
     assert augment.replacer(40, 40).bank.source == str(tmp_path / "sets" / "val")
+    # "paper", once fetched, is such a folder in the user cache
+    monkeypatch.setattr(background_sets, "installed_folder", lambda name: tmp_path / "sets")
+    paper = BGAugment("paper", short_side=48, seed=0)
+    assert paper.replacer(40, 40).bank.source == str(tmp_path / "sets" / "val")
+    assert "paper" in repr(paper)
 
 
 def test_bad_sources_fail_at_construction_naming_them(tmp_path, monkeypatch):

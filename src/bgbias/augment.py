@@ -8,6 +8,7 @@ in one ``grid_sample`` call.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -300,7 +301,12 @@ class BGAugment(nn.Module):
             kept, images, masks = images, images[rows], masks[rows]
         draw = replacer.draw(len(images), generator)
         # rendered in the images' dtype: autocast would resample the atlas in float32
-        with torch.autocast(images.device.type, enabled=False):
+        device_type = images.device.type
+        with (
+            torch.autocast(device_type, enabled=False)
+            if torch.amp.is_autocast_available(device_type)
+            else contextlib.nullcontext()
+        ):
             backgrounds = replacer.render(draw, images.device, images.dtype, (height, width))
         out = backgrounds.lerp_(images, masks.to(images.dtype))  # composite() without a copy
         if rows is None:
