@@ -156,14 +156,20 @@ def test_model_forms_names_and_a_callable_without_attention(tmp_path):
     assert result.to_dict()["models"]["Sees"]["model"]["recipe"]["crop"] == 64
     assert result.models["pooled"].attention_score is None
     assert any(n.startswith("pooled: no attention score (a plain callable") for n in result.notes)
+    with pytest.raises(ConfigError, match="mean must be 3 numbers"):
+        bgbias.audit(pooled, root, mean="grey")
+    with pytest.raises(ConfigError, match="'pooled': std must be 3 numbers"):
+        bgbias.audit((pooled, {"std": (0.5, 0.5)}), root)
     with pytest.raises(ConfigError, match="unknown preprocessing key"):
         bgbias.audit((pooled, {"size": 32}), root, **OPTIONS)
     with pytest.raises(ConfigError, match="expected a model name, an nn.Module"):
         bgbias.audit({"x": 3}, root, **OPTIONS)
     with pytest.raises(ConfigError, match="repeats must be an integer >= 1"):
         bgbias.audit(pooled, root, repeats=0)
-    with pytest.raises(DataError, match="image folder not found"):
-        bgbias.audit(pooled, tmp_path / "typo")
+    net = Sees("object").train()
+    with pytest.raises(DataError, match="typo: image folder not found"):
+        bgbias.audit(net, tmp_path / "typo")
+    assert net.training  # a failed plan leaves the user's module as it was
 
 
 def test_a_typo_leaves_the_report_and_other_files_in_out_untouched(tmp_path, capsys):

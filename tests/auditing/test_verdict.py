@@ -46,7 +46,8 @@ def test_sentences_state_the_deciding_numbers_beside_chance():
     # names only what makes it High, so it cannot read as praise
     found = verdict(0.94, 0.35, 1 / 20).sentence
     assert found == (
-        "High background reliance: 35% are retrieved first from their background alone (chance 5%)."
+        "High background reliance: 35% of images are retrieved first from their background "
+        "alone (chance 5%)."
     )
     assert "94%" not in found and "still" not in found
     both = verdict(0.2, 0.4, CHANCE).sentence
@@ -59,7 +60,10 @@ def test_sentences_state_the_deciding_numbers_beside_chance():
     moderate = verdict(0.8, 0.05, CHANCE).sentence
     assert moderate.startswith("Moderate background reliance: 20% of images lose their own")
     assert "background alone" not in moderate  # only_bg is not what keeps it from Low
-    assert "background alone" in verdict(0.95, 0.2, CHANCE).sentence
+    assert verdict(0.95, 0.2, CHANCE).sentence == (
+        "Moderate background reliance: 20% of images are retrieved first from their background "
+        "alone (chance 0.17%)."
+    )
 
 
 def test_percent_keeps_the_digits_small_shares_need():

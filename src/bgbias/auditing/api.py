@@ -26,7 +26,7 @@ import torch
 from ..adapters import AdapterOptions
 from .compute import compute_audit
 from .figures import Grid
-from .models import ModelLike, as_embedders, restored
+from .models import ModelLike, as_embedders, restored, three_numbers
 from .plan import AuditConfig, plan_audit
 from .save import prepare_out, save_audit
 from .verdict import Verdict
@@ -216,8 +216,8 @@ def audit(
         weights=weights,
         pretrained=pretrained,
         input_size=input_size,
-        mean=None if mean is None else tuple(float(v) for v in mean),
-        std=None if std is None else tuple(float(v) for v in std),
+        mean=None if mean is None else three_numbers("mean", mean),
+        std=None if std is None else three_numbers("std", std),
     )
     config = AuditConfig(
         models=as_embedders(models, defaults, options),

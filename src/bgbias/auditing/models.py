@@ -60,7 +60,15 @@ class ModuleEmbedder(TorchEmbedder):
         tensors = [*module.parameters(), *module.buffers()]
         self.was_training = module.training
         self.was_on = tensors[0].device if tensors else None
-        super().__init__(module, name, "module", recipe, details={"class": _qualified(module)})
+        # Embedder's, not TorchEmbedder's, constructor: that one sets eval mode at once, and
+        # a user's module is left as it is until the audit computes (a failed plan leaves it)
+        Embedder.__init__(self, name, "module", recipe, details={"class": _qualified(module)})
+        self._module = module
+
+    def to(self, device: torch.device | str) -> ModuleEmbedder:
+        super().to(device)
+        self._module.eval()
+        return self
 
 
 def _qualified(obj: Any) -> str:
@@ -94,8 +102,19 @@ def _preprocessing(
     merged = {k: v for k, v in defaults.items() if v is not None} | dict(given or {})
     for key in ("mean", "std"):
         if key in merged:
-            merged[key] = tuple(float(v) for v in merged[key])
+            merged[key] = three_numbers(f"model {name!r}: {key}", merged[key])
     return merged
+
+
+def three_numbers(what: str, values: Any) -> tuple[float, float, float]:
+    """``values`` as 3 floats (a mean or std, 0-1 units, RGB); else a ConfigError on ``what``."""
+    try:
+        numbers = tuple(float(v) for v in values)
+    except (TypeError, ValueError):
+        numbers = ()
+    if len(numbers) != 3:
+        raise ConfigError(f"{what} must be 3 numbers (0-1, RGB), got {values!r}")
+    return numbers
 
 
 def one_embedder(
@@ -121,6 +140,9 @@ def one_embedder(
     if isinstance(model, Embedder):
         if preprocessing is not None:
             raise ConfigError(f"model {name!r}: an Embedder carries its own preprocessing")
+        if name != model.spec:  # named by a dict key
+            model.details["given_as"] = model.spec
+            model.spec = model.label = name
         return model
     if not callable(model):
         raise ConfigError(

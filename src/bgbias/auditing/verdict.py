@@ -76,6 +76,8 @@ def verdict(
         level = "Moderate"
         reasons = [lost_text] if kept < t.low_mixed_rand_at_least else []
         reasons += [found_text] if found > t.low_only_bg_at_most else []
+    if reasons[0] is found_text:  # it opens the sentence: say whose share it is
+        reasons[0] = found_text.replace(" are retrieved", " of images are retrieved", 1)
     return Verdict(
         level,
         f"{level} background reliance: {' and '.join(reasons)} (chance {percent(chance)}).",
