@@ -12,8 +12,8 @@ ContrastiveLoss, backward, an Adam step.
   api path's code), so the ratio is the module's own overhead.
 
 Both make the same draws (checked before timing). Set-up (imports, decoding the photos, the
-first batch) is outside the timed part; warm-up steps, then interleaved rounds of repeats,
-medians reported (a shared machine drifts).
+first batch) is outside the timed part; two warm-up steps each, then ``rounds x repeats`` single
+steps of each, alternated, medians reported (a shared machine drifts).
 
     python bench/api.py [--device cpu|cuda|auto] [--repeats 5] [--rounds 3]
 """
@@ -98,11 +98,14 @@ def main() -> None:
             torch.manual_seed(0)
             model = build_model("small_cnn", pretrained=False).to(device).train()
             steps[name] = make_step(model, augment, images, masks, labels)
+        for step in (*steps.values(), *steps.values()):  # warm-up
+            step()
+        sync()
+        # single steps, alternated: both paths see the same load on a shared machine
         times: dict[str, list[float]] = {"api": [], "preset": []}
-        for round_ in range(args.rounds):
-            order = ("api", "preset") if round_ % 2 == 0 else ("preset", "api")
-            for name in order:
-                times[name].append(time_ms(steps[name], args.repeats, warmup=2, sync=sync))
+        for i in range(args.rounds * args.repeats):
+            for name in ("api", "preset") if i % 2 == 0 else ("preset", "api"):
+                times[name].append(time_ms(steps[name], 1, warmup=0, sync=sync))
         api_ms, preset_ms = (statistics.median(times[k]) for k in ("api", "preset"))
         print(
             f"{size:3d} px: plain loop + bgbias.BGAugment {api_ms:8.1f} ms/step, "

@@ -15,6 +15,7 @@ How docs/python-api.md is run:
   block just below it exactly, changing at most ``MAX_CHANGED_LINES`` lines (a line replaced
   counts once: per hunk, the larger of lines added and lines removed).
 * The README's ```python blocks run the same way, in one namespace.
+* Sections that load real pretrained weights (``SLOW_SECTIONS``) are marked ``slow``.
 """
 
 from __future__ import annotations
@@ -189,6 +190,8 @@ def run_blocks(blocks: list[Block], where: Path, source: str, optional: bool = F
 
 
 PAGE_SECTIONS = sections(PAGE.read_text()) if PAGE.is_file() else []
+# sections loading real pretrained weights: ~15-40 s on a shared 2-core CPU (still run in CI)
+SLOW_SECTIONS = ("audit",)
 
 
 def example_params() -> list:
@@ -196,10 +199,12 @@ def example_params() -> list:
     params = []
     for section in PAGE_SECTIONS:
         name = re.sub(r"\W+", "-", re.sub(r"^\(\w\) ", "", section.title).lower()).strip("-")
-        params.append(pytest.param(section, (), id=name))
+        marks = [pytest.mark.slow] if name.startswith(SLOW_SECTIONS) else []
+        params.append(pytest.param(section, (), id=name, marks=marks))
         needs = sorted({n for b in section.blocks for n in optional_imports(b.code)})
         if needs:
-            params.append(pytest.param(section, tuple(needs), id=f"{name}-with-{'-'.join(needs)}"))
+            wide = f"{name}-with-{'-'.join(needs)}"
+            params.append(pytest.param(section, tuple(needs), id=wide, marks=marks))
     return params
 
 
