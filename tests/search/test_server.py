@@ -63,7 +63,8 @@ def test_openapi_schema_describes_the_api(client):
     schema = client.get("/openapi.json").json()
     assert {"/health", "/search", "/items", "/items/{item_id}"} <= set(schema["paths"])
     search = schema["paths"]["/search"]["post"]
-    assert {p["name"] for p in search["parameters"]} == {"k", "remove_background", "index"}
+    names = {p["name"] for p in search["parameters"]}
+    assert names == {"k", "remove_background", "index", "fusion"}
     body = search["requestBody"]["content"]["multipart/form-data"]["schema"]["$ref"]
     fields = schema["components"]["schemas"][body.split("/")[-1]]["properties"]
     assert {"image", "item"} <= set(fields)
