@@ -10,6 +10,7 @@ which then replaces OUT by renames: OUT is always either the old complete index 
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -49,6 +50,7 @@ log = logging.getLogger(__name__)
 CHUNK_SIZE = 512
 THUMB_SIZE = 128
 PLAN = "plan.json"
+WRITE_FAILURES = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS}  # no room to write
 DEFAULT_MASK_MODEL = "u2netp"  # of a Milvus index's foreground vectors when none is named
 # position, model input, its foreground's model input (or None), error
 Prepared = tuple[int, "torch.Tensor | None", "torch.Tensor | None", "str | None"]
@@ -187,6 +189,14 @@ def build_index(
             remover,
             store,
         )
+    except OSError as exc:  # a full disk: the finished chunks stay, a rerun resumes
+        if exc.errno not in WRITE_FAILURES:
+            raise
+        where = exc.filename or "a file of the build"
+        raise OutputError(
+            f"{out}: cannot write {where} ({exc.strerror or exc}); the build resumes when run "
+            "again with room"
+        ) from None
     finally:
         lock.release()
 

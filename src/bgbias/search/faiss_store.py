@@ -113,18 +113,16 @@ def _write(index, path: Path) -> None:
 
 
 def _read(path: Path):
-    """Memory-mapped where faiss supports it (IVF lists, flat codes, HNSW's vectors): the OS
-    pages the file in as searches touch it and can drop it again, so RAM stays small for large
-    indexes. Through a FileIOReader: faiss maps only from a plain file reader."""
+    """Memory-mapped (faiss's IO_FLAG_MMAP_IFC: flat codes, IVF lists, HNSW's vectors): the OS
+    pages the file in as searches touch it, as page cache it can drop again, so RAM stays small
+    for large indexes (a 200 k x 64 flat file: 1 MB resident after opening, against 49 MB
+    read). Faiss maps only when given the file's name, not a reader object."""
     import faiss
 
-    error = None
-    for flags in (faiss.IO_FLAG_MMAP | faiss.IO_FLAG_MMAP_IFC, faiss.IO_FLAG_MMAP_IFC, 0):
-        try:
-            return faiss.read_index(faiss.FileIOReader(str(path)), flags)
-        except RuntimeError as exc:
-            error = exc
-    raise error
+    try:
+        return faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC)
+    except RuntimeError:  # an index type faiss cannot map
+        return faiss.read_index(str(path))
 
 
 class FaissStore(VectorStore):

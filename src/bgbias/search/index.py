@@ -144,15 +144,15 @@ class SearchIndex:
             )
         section = manifest.get("index") or {}
         store = store_class(section.get("backend", "faiss")).open(path, section)
-        if not (store.count == len(items) == manifest.get("count")):
-            raise IndexFolderError(
-                f"{path}: damaged index ({store.count} vectors, {len(items)} items, "
-                f"manifest says {manifest.get('count')})"
-            )
         if store.dim != manifest.get("dim"):
             raise IndexFolderError(
                 f"{path}: the store holds {store.dim}-d vectors, the manifest says "
                 f"{manifest.get('dim')}-d; rebuild the index with `bgbias index`"
+            )
+        if not (store.count == len(items) == manifest.get("count")):
+            raise IndexFolderError(
+                f"{path}: damaged index ({store.count} vectors, {len(items)} items, "
+                f"manifest says {manifest.get('count')})"
             )
         return cls(path, manifest, items, store)
 

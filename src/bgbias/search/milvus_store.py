@@ -135,6 +135,9 @@ class MilvusStore(VectorStore):
         try:
             cls._create(client, name, vectors, items, kind.milvus)
             cls._insert(client, name, folder, vectors, items)
+            # seal the segments: searches of unsealed rows ran ~10x slower (192 against 20 ms
+            # for one query over 5 k items in Milvus Lite)
+            client.flush(name)
             store = cls(client, uri, section, vectors["full"].shape[1], len(items))
             if store._count() != len(items):
                 raise MilvusError(
