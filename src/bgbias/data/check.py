@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -54,9 +55,9 @@ def check_dataset(root: str | os.PathLike, verify: str = "full") -> DatasetRepor
     """Scan ``root`` and report all problems instead of raising at the first one.
 
     ``verify="full"`` decodes every image and mask (finds truncated files, coloured RGB or
-    palette masks, 16-bit values out of range); ``"header"`` only reads file headers (sizes,
-    EXIF orientation, mask modes), which is much faster on large datasets. The mask rules are
-    in :mod:`bgbias.decoding`.
+    palette masks, 16-bit values out of range, empty and full masks); ``"header"`` only reads
+    file headers (sizes, EXIF orientation, mask modes), which is much faster on large datasets.
+    The mask rules are in :mod:`bgbias.decoding`.
     """
     listing = scan(root)
     report = DatasetReport(str(Path(root)), has_masks_folder=listing.masks_dir.is_dir())
@@ -86,8 +87,13 @@ def check_dataset(root: str | os.PathLike, verify: str = "full") -> DatasetRepor
             else 0
         )
         if verify != "none":
-            existing = [s for s in samples if s.mask is None or s.mask.is_file()]
-            report.problems.extend(verify_files(existing, full=verify == "full"))
+            # an image whose mask is missing is still checked itself
+            existing = [
+                s if s.mask is None or s.mask.is_file() else dataclasses.replace(s, mask=None)
+                for s in samples
+            ]
+            full = verify == "full"
+            report.problems.extend(verify_files(existing, full=full, content=full))
     if listing.splits is not None:
         report.unassigned_classes = [c for c in listing.classes if c not in assigned]
     return report
