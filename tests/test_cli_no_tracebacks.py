@@ -285,3 +285,36 @@ def test_a_valid_eval_json_with_null_metrics_reports(tmp_path, capsys):
     (tmp_path / "m.test.eval.json").write_text(json.dumps(result))
     code, err = run(["report", str(tmp_path)], capsys)
     assert code == 0, err
+
+
+@pytest.mark.parametrize("std", ["0,0.5,0.5", "0.2,-1,0.2"])
+def test_a_zero_or_negative_std_is_a_usage_error(std, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["evaluate", "small_cnn", "--untrained", "--std", std])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "--std: every value must be > 0" in err
+
+
+def test_metrics_without_a_value_are_null_with_the_reason(tmp_path, capsys):
+    from tests.helpers import write_folder_dataset
+
+    splits = {"train": ["c0"], "test": ["c1", "c2"]}
+    root = write_folder_dataset(tmp_path / "ds", {"c0": 2, "c1": 1, "c2": 1}, splits=splits)
+    out = tmp_path / "r.json"
+    argv = ["evaluate", "small_cnn", "--untrained", "--dataset", "folder", "--root", str(root)]
+    code, err = run([*argv, "--repeats", "0", "--out", str(out)], capsys)
+    assert code == 0, err
+
+    def refuse(constant):
+        raise ValueError(f"bare {constant} in {out}")
+
+    result = json.loads(out.read_text(), parse_constant=refuse)
+    assert result["clean"]["map_at_r"] is None
+    assert "no test class has two images" in result["note"]
+
+
+def test_write_json_never_writes_a_bare_nan(tmp_path):
+    from bgbias.io import write_json
+
+    write_json(tmp_path / "x.json", {"a": float("nan"), "b": [float("inf"), 1.5]})
+    assert json.loads((tmp_path / "x.json").read_text()) == {"a": None, "b": [None, 1.5]}

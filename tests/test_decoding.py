@@ -174,3 +174,25 @@ def test_reduced_jpeg_decoding_keeps_the_full_size(tmp_path: Path):
     assert (half.size, half.reduction, half.pixels.size) == ((1030, 700), 2, (515, 350))
     assert decode_image(path, min_side=400).reduction == 1  # 350 < 400: would lose detail
     assert np.abs(np.asarray(half.pixels).astype(int) - [40, 90, 200]).max() <= 2
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_a_0_1_mask_is_read_as_0_255(tmp_path: Path, bits: int):
+    """Masks saved as 0/1 (numpy's ``mask.astype(uint8)``) would read as near-empty."""
+    values = np.array([[0, 1, 1], [0, 0, 1]], dtype=np.uint8 if bits == 8 else np.uint16)
+    Image.fromarray(values).save(tmp_path / "zero_one.png")
+    mask = load_mask(tmp_path / "zero_one.png", expected_size=(3, 2))
+    assert np.asarray(mask).tolist() == [[0, 255, 255], [0, 0, 255]]
+    soft = np.array([[0, 1, 2], [0, 0, 255]], dtype=np.uint8)  # a soft mask: kept as it is
+    Image.fromarray(soft).save(tmp_path / "soft.png")
+    assert np.array_equal(np.asarray(load_mask(tmp_path / "soft.png")), soft)
+
+
+def test_mask_content_problem_names_empty_and_full_masks():
+    from bgbias.decoding import mask_content_problem
+
+    assert "empty" in mask_content_problem(Image.new("L", (4, 4), 0))
+    assert "empty" in mask_content_problem(Image.new("L", (4, 4), 100))  # faint: no object
+    assert "full" in mask_content_problem(Image.new("L", (4, 4), 255))
+    half = Image.fromarray(np.array([[0, 255], [255, 0]], dtype=np.uint8))
+    assert mask_content_problem(half) is None

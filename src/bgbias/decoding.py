@@ -13,6 +13,9 @@ training and evaluation datasets, mask generation, background banks. The rules:
   masks (label maps, overlays: their grey conversion would be silently wrong), and every other
   mode (CMYK, float, ...). Reading only headers (:func:`read_header`) catches the rejected
   *modes*; coloured pixels in an RGB or palette mask are found when it is decoded.
+* **0/1 masks**: a mask whose largest value is 1 (saved as ``mask.astype(np.uint8)``) is read
+  as 0/255; a soft mask reaching 1 at most would be empty anyway. :func:`mask_content_problem`
+  names masks that are empty or full (what ``bgbias data check`` reports).
 * **Orientation of a mask**: a mask is taken to be in its image's displayed orientation, which
   is what ``bgbias masks`` writes (it decodes through :func:`load_image`) and what rembg's
   ``remove`` computes. A mask made from the image's pixel array *as stored* (older rembg, numpy
@@ -62,6 +65,7 @@ TRANSPOSE_FOR_ORIENTATION = {
 SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
 MASK_MODES = frozenset({"1", "L", "P", "RGB", *SIXTEEN_BIT_MODES})  # P, RGB: grey pixels only
 ALPHA_MODES = frozenset({"LA", "La", "PA", "RGBA", "RGBa"})
+MASK_HALF = 128  # object where mask >= half of 255
 MASK_RULE = "masks must be one channel, 0 = background, 255 = object (8-bit grey 'L')"
 
 ImageSource = str | os.PathLike | bytes | BinaryIO  # a path, a file's bytes, an open file
@@ -319,10 +323,13 @@ def _sixteen_to_eight(path: str | os.PathLike, image: Image.Image, what: str) ->
 
 def _mask_to_l(path: str | os.PathLike, image: Image.Image) -> Image.Image:
     if image.mode == "L":
-        return image
+        return _zero_one_to_255(image, np.asarray(image))
     if image.mode == "1":
         return image.convert("L")
     if image.mode in SIXTEEN_BIT_MODES:
+        values = np.asarray(image)
+        if values.size and values.max() == 1 and values.min() >= 0:
+            return _zero_one_to_255(image, values)
         return _sixteen_to_eight(path, image, "mask")
     if image.mode == "P":  # look the indices up ourselves: convert() warns on transparency
         palette = np.zeros((256, 3), dtype=np.uint8)
@@ -338,4 +345,27 @@ def _mask_to_l(path: str | os.PathLike, image: Image.Image) -> Image.Image:
             f"{path}: {image.mode} mask has coloured pixels, e.g. {tuple(rgb[y, x].tolist())} "
             f"at x={x}, y={y}; {MASK_RULE} (a colour mask's grey conversion would be wrong)"
         )
-    return Image.fromarray(np.ascontiguousarray(rgb[..., 0]), mode="L")
+    grey = np.ascontiguousarray(rgb[..., 0])
+    return _zero_one_to_255(Image.fromarray(grey, mode="L"), grey)
+
+
+def _zero_one_to_255(image: Image.Image, values: np.ndarray) -> Image.Image:
+    """A mask whose largest value is 1 was saved as 0/1 (``mask.astype(np.uint8)``): read as
+    0/255, else its objects would be 1/255 (near-empty) to every reader."""
+    if not values.size or values.max() != 1:
+        return image
+    return Image.fromarray((values > 0).astype(np.uint8) * 255, mode="L")
+
+
+def mask_content_problem(mask: Image.Image) -> str | None:
+    """Why a decoded mask (mode ``L``) cannot separate object from background, or None: an
+    empty mask (no pixel at or over half) leaves nothing to keep, a full one (every pixel at
+    or over half) no background to replace."""
+    values = np.asarray(mask)
+    if not values.size:
+        return None
+    if values.max() < MASK_HALF:
+        return f"mask is empty (no pixel >= {MASK_HALF}: no object); {MASK_RULE}"
+    if values.min() >= MASK_HALF:
+        return f"mask is full (every pixel >= {MASK_HALF}: no background); {MASK_RULE}"
+    return None

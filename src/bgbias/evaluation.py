@@ -9,6 +9,7 @@ standard deviation (ddof=1) over the repeats, with every repeat's value.
 from __future__ import annotations
 
 import functools
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -140,6 +141,10 @@ def evaluate(
         "bgbias_version": __version__,
         "seconds": round(time.perf_counter() - started, 2),
     }
+    if any(isinstance(v, float) and math.isnan(v) for v in clean.values()):  # null in the file
+        out["note"] = (
+            "metrics are null: no test class has two images, so no query has a match to find"
+        )
     return out
 
 

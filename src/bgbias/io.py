@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -193,9 +194,22 @@ def read_text(path: str | os.PathLike) -> str:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Strict JSON: a NaN or infinite float (a metric with no value) is written as null, never
+    as the bare ``NaN`` other parsers reject; a writer says why where its schema has a null."""
     with atomic_write(path, "w") as handle:
-        json.dump(obj, handle, indent=2, sort_keys=False)
+        json.dump(finite(obj), handle, indent=2, sort_keys=False, allow_nan=False)
         handle.write("\n")
+
+
+def finite(obj: Any) -> Any:
+    """``obj`` with every NaN or infinite float (numpy's included) replaced by None."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {key: finite(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite(value) for value in obj]
+    return obj
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

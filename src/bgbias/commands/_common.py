@@ -163,6 +163,14 @@ def three_numbers(text: str) -> tuple[float, float, float]:
     return values
 
 
+def three_positive_numbers(text: str) -> tuple[float, float, float]:
+    """An argparse type: three numbers > 0 (a std: images are divided by it)."""
+    values = three_numbers(text)
+    if not all(v > 0 for v in values):
+        raise argparse.ArgumentTypeError(f"every value must be > 0, got {text!r}")
+    return values
+
+
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     """Options for models named in any adapter form (see `bgbias list models`)."""
     parser.add_argument("--weights", help="a local weight file for the model (offline use)")
@@ -179,7 +187,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
         "--mean", type=three_numbers, help="its input mean, 0-1 RGB (default: ImageNet's)"
     )
     parser.add_argument(
-        "--std", type=three_numbers, help="its input std, 0-1 RGB (default: ImageNet's)"
+        "--std", type=three_positive_numbers, help="its input std, 0-1 RGB (default: ImageNet's)"
     )
 
 

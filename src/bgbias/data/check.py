@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -74,12 +75,12 @@ def check_dataset(
     """Scan ``root`` and report all problems instead of raising at the first one.
 
     ``verify="full"`` decodes every image and mask (finds truncated files, coloured RGB or
-    palette masks, 16-bit values out of range); ``"header"`` only reads file headers (sizes,
-    EXIF orientation, mask modes), which is much faster on large datasets. The mask rules are
-    in :mod:`bgbias.decoding`. With ``"full"``, masks of suspect shape (empty, full,
-    border-hugging, fragmented; :mod:`bgbias.data.mask_sanity`) are listed in
-    ``OUT/masks-suspects.json`` and a contact sheet ``OUT/masks-suspects.png`` (``out``
-    defaults to the masks folder).
+    palette masks, 16-bit values out of range, empty and full masks); ``"header"`` only reads
+    file headers (sizes, EXIF orientation, mask modes), which is much faster on large datasets.
+    The mask rules are in :mod:`bgbias.decoding`. With ``"full"``, masks of suspect shape as
+    well (nearly empty or full, border-hugging, fragmented; :mod:`bgbias.data.mask_sanity`):
+    not errors, but listed in ``OUT/masks-suspects.json`` and drawn in a contact sheet
+    ``OUT/masks-suspects.png`` (``out`` defaults to the masks folder).
     """
     listing = scan(root)
     report = DatasetReport(str(Path(root)), has_masks_folder=listing.masks_dir.is_dir())
@@ -110,8 +111,13 @@ def check_dataset(
             else 0
         )
         if verify != "none":
-            existing = [s for s in samples if s.mask is None or s.mask.is_file()]
-            report.problems.extend(verify_files(existing, full=verify == "full"))
+            # an image whose mask is missing is still checked itself
+            existing = [
+                s if s.mask is None or s.mask.is_file() else dataclasses.replace(s, mask=None)
+                for s in samples
+            ]
+            full = verify == "full"
+            report.problems.extend(verify_files(existing, full=full, content=full))
             masked.update((s.id, (s.image, s.mask)) for s in existing if s.mask is not None)
     if listing.splits is not None:
         report.unassigned_classes = [c for c in listing.classes if c not in assigned]

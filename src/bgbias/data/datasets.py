@@ -32,6 +32,7 @@ from ..decoding import (
     DecodedImage,
     decode_image,
     load_mask,
+    mask_content_problem,
     mask_mode_problem,
     mask_size_problem,
     read_header,
@@ -258,6 +259,11 @@ def _read_splits(listing: Listing) -> dict[str, list[str]] | None:
         isinstance(v, list) and all(isinstance(c, str) for c in v) for v in splits.values()
     ):
         raise DataError(f"{path}: must map split names to lists of class names")
+    if not splits:
+        listing.problems.append(
+            f'{path}: no split, so no class in any (expected {{"train": [classes], '
+            '"val": [...], "test": [...]})'
+        )
     owner: dict[str, str] = {}
     known = set(listing.classes)
     for split, members in splits.items():
@@ -275,16 +281,20 @@ def _read_splits(listing: Listing) -> dict[str, list[str]] | None:
     return splits
 
 
-def verify_files(samples: Sequence[Sample], full: bool, workers: int = 8) -> list[str]:
+def verify_files(
+    samples: Sequence[Sample], full: bool, workers: int = 8, content: bool = False
+) -> list[str]:
     """Problems with the files of ``samples``: unreadable files, masks of a rejected mode or
     another size than their image's; with ``full`` (every file decoded) also corrupt/truncated
-    files, masks with coloured pixels and 16-bit values out of range (``bgbias.decoding``)."""
+    files, masks with coloured pixels and 16-bit values out of range (``bgbias.decoding``), and
+    with ``content`` too masks that are empty or full (``bgbias data check``)."""
 
     def check(sample: Sample) -> str | None:
         try:
             if full:
-                _decode_sample(sample, None)
-                return None
+                _, mask = _decode_sample(sample, None)
+                problem = mask_content_problem(mask) if content and mask is not None else None
+                return f"{sample.mask}: {problem}" if problem else None
             image = read_header(sample.image)
             if sample.mask is None:
                 return None

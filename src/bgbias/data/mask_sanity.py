@@ -26,11 +26,11 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ..decoding import decode_image, load_mask
+from ..decoding import MASK_HALF, decode_image, load_mask
 from ..errors import DataError
 from ..io import save_image, write_json
 
-THRESHOLD = 128  # foreground = mask value >= 128 (of 0-255)
+THRESHOLD = MASK_HALF  # foreground = mask value >= 128 (of 0-255), as the mask rules read it
 
 
 @dataclass(frozen=True)

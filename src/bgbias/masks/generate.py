@@ -76,10 +76,61 @@ def parse_shard(text: str) -> tuple[int, int]:
     return k, n
 
 
-def list_images(images_dir: Path) -> list[str]:
+MODEL_RECORD = "masks-model.json"  # in each mask folder: the model that made its masks
+
+
+def list_images(images_dir: Path, masks_dir: Path | None = None) -> list[str]:
+    """The images under ``images_dir``, less any mask folder inside it (``masks_dir``, or one
+    holding a mask job's record): masks are never masked again."""
     if not images_dir.is_dir():
         raise DataError(f"{images_dir}: image folder not found")
-    return [str(p.relative_to(images_dir)) for p in image_files(images_dir)]
+    skip = {masks_dir.resolve()} if masks_dir is not None else set()
+    mask_folder: dict[Path, bool] = {}
+
+    def in_mask_folder(path: Path) -> bool:
+        for folder in path.parents:
+            if folder == images_dir:
+                return False
+            if folder not in mask_folder:
+                mask_folder[folder] = folder.resolve() in skip or _is_mask_folder(folder)
+            if mask_folder[folder]:
+                return True
+        return False
+
+    return [
+        str(p.relative_to(images_dir)) for p in image_files(images_dir) if not in_mask_folder(p)
+    ]
+
+
+def _is_mask_folder(folder: Path) -> bool:
+    return (folder / MODEL_RECORD).is_file() or any(folder.glob("masks-report-*of*.json"))
+
+
+def recorded_model(masks_dir: Path) -> str | None:
+    """The model that made the masks in ``masks_dir``: its record, else (a folder from before
+    the record) what a shard's report says."""
+    sources = [masks_dir / MODEL_RECORD, *sorted(masks_dir.glob("masks-report-*of*.json"))]
+    for source in sources:
+        try:
+            model = json.loads(source.read_text()).get("model")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(model, str):
+            return model
+    return None
+
+
+def claim_for_model(masks_dir: Path, model: str) -> None:
+    """Record ``model`` in ``masks_dir``, refusing a folder whose masks another model made: a
+    rerun would keep those masks and report the new model as their maker."""
+    found = recorded_model(masks_dir)
+    if found is not None and found != model:
+        raise BgbiasError(
+            f"{masks_dir}: holds {found} masks; --model {model} would mix two models' masks in "
+            f"one folder (write them to another folder, or delete this one to start over)"
+        )
+    if found is None:
+        write_json(masks_dir / MODEL_RECORD, {"model": model})
 
 
 def remove_stale_temporaries(masks_dir: Path, targets: set[Path]) -> int:
@@ -129,7 +180,7 @@ def generate_masks(
     images_dir, masks_dir = Path(images_dir), Path(masks_dir)
     limits = limits or SanityLimits()
     k, n = shard
-    files = list_images(images_dir)[k::n]
+    files = list_images(images_dir, masks_dir)[k::n]
     report = MaskJobReport(images=len(files))
     report_file = masks_dir / f"masks-report-{k}of{n}.json"
     failures_file = masks_dir / f"masks-failures-{k}of{n}.json"
@@ -138,6 +189,7 @@ def generate_masks(
     targets = {mask_file(masks_dir, f) for f in files} | {report_file, failures_file}
     targets |= suspect_files
     ensure_writable_dir(masks_dir)  # fail before the model loads, not at the first mask
+    claim_for_model(masks_dir, model)
     report.stale_temporaries_removed = remove_stale_temporaries(masks_dir, targets)
     todo = [f for f in files if not mask_file(masks_dir, f).is_file()]
     report.already_done = len(files) - len(todo)

@@ -201,8 +201,15 @@ class SearchIndex:
         """The stored (unit) embedding of the item at ``position``: (1, D)."""
         return self.store.embedding(position, field)
 
-    def thumbnail_path(self, position: int) -> Path:
-        return self.path / THUMBS / self.items[position]["thumb"]
+    def thumbnail_path(self, position: int) -> Path | None:
+        """Item ``position``'s thumbnail file, or None where items.json names none or one
+        outside ``INDEX/thumbs`` (``../``, an absolute path, a link out: a tampered file)."""
+        name = self.items[position].get("thumb") if isinstance(self.items[position], dict) else None
+        if not isinstance(name, str) or not name:
+            return None
+        folder = (self.path / THUMBS).resolve()
+        path = (folder / name).resolve()
+        return path if path.parent == folder else None
 
     @property
     def model_spec(self) -> str:

@@ -13,10 +13,12 @@ read; bodies without one are refused too. Needs the ``serve`` extra.
 
 # no `from __future__ import annotations`: FastAPI reads the routes' annotations at runtime,
 # and they refer to local variables of create_app
+import errno
 import functools
 import json
 import logging
 import os
+import socket
 from importlib import resources
 from ipaddress import ip_address
 from typing import Annotated
@@ -200,6 +202,7 @@ def serve(
     """Run the application with uvicorn until interrupted."""
     import uvicorn
 
+    listening = _listen(host, port)  # a port in use fails now, not after the models load
     service = SearchService.open(indexes, options)
     app = create_app(service)
     if not is_loopback(host):
@@ -208,4 +211,26 @@ def serve(
         f"{s.name} ({len(s.index)} items, {s.embedder.label})" for s in service.by_slot
     )
     log.info("serving %s on http://%s:%d/", names, host, port)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+    with listening:
+        uvicorn.Server(config).run(sockets=[listening])
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The server's socket, bound as uvicorn binds it; a refusal is one line naming it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listening = socket.socket(family, socket.SOCK_STREAM)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listening.bind((host, port))
+        listening.listen(2048)
+    except OSError as exc:
+        listening.close()
+        reason = (
+            "address already in use"
+            if exc.errno == errno.EADDRINUSE
+            else f"cannot listen here ({exc.strerror or exc})"
+        )
+        raise BgbiasError(f"{host}:{port}: {reason}") from None
+    listening.set_inheritable(True)
+    return listening

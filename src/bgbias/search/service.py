@@ -327,7 +327,7 @@ class SearchService:
         if not 0 <= position < len(index):
             raise NotFound(f"no item number {position} in index {index.name}")
         path = index.thumbnail_path(position)
-        if not path.is_file():
+        if path is None or not path.is_file():
             raise NotFound(f"thumbnail of item {position} of {index.name} is missing")
         return path
 

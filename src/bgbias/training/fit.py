@@ -22,7 +22,7 @@ from ..progress import LogLines, bars_enabled, log_lines_enabled
 from ..verbosity import apply_library_levels
 from .datamodule import MaskedDataModule
 from .module import EmbeddingModule
-from .run_folder import AtomicCheckpointIO, claimed_run_folder, loggers, resume_checkpoint
+from .run_folder import AtomicCheckpointIO, claimed_run_folder, loggers, resume_point
 
 
 class TrainingStopped(BgbiasError):
@@ -76,7 +76,8 @@ def fit(config: DictConfig, callbacks: list[L.Callback] | None = None) -> dict[s
     started = time.perf_counter()
     validate(config)
     out = Path(config.output_dir)
-    resume_from = resume_checkpoint(config.resume, out)
+    resumed = resume_point(config.resume, out)
+    resume_from, resume_step = resumed if resumed is not None else (None, None)
     resolve_source(config.backgrounds.source)  # a photo set not fetched stops here, at once
     L.seed_everything(config.seed, workers=True, verbose=False)
     datamodule = MaskedDataModule(config)
@@ -118,7 +119,7 @@ def fit(config: DictConfig, callbacks: list[L.Callback] | None = None) -> dict[s
             strategy=config.trainer.strategy,
             num_nodes=config.trainer.num_nodes,
             precision=resolve_precision(config.trainer.precision, config.trainer.accelerator),
-            logger=loggers(out),
+            logger=loggers(out, resume_step),
             plugins=[AtomicCheckpointIO()],
             callbacks=[
                 checkpoint,

@@ -27,16 +27,15 @@ LOCK_FILE = ".bgbias-train.lock"
 RUN_FILES = ("config.yaml", "metrics.csv", "checkpoints", "tensorboard")
 
 
-def resume_checkpoint(resume: Any, out: Path) -> Path | None:
-    """The checkpoint ``resume`` names (true: the run's last.ckpt), checked readable now, not
-    after the data is loaded."""
+def resume_point(resume: Any, out: Path) -> tuple[Path, int] | None:
+    """The checkpoint ``resume`` names (true: the run's last.ckpt) and the step it was saved
+    at, checked readable now, not after the data is loaded."""
     if resume in (False, None, "false", "False", ""):
         return None
     path = out / "checkpoints" / "last.ckpt" if resume in (True, "true", "True") else Path(resume)
     if not path.is_file():
         raise CheckpointError(f"{path}: no checkpoint to resume from")
-    read_checkpoint(path)
-    return path
+    return path, int(read_checkpoint(path).get("global_step", 0))
 
 
 @contextlib.contextmanager
@@ -80,9 +79,11 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 class _AppendingWriter(ExperimentWriter):
-    def __init__(self, log_dir: str):
+    def __init__(self, log_dir: str, resume_step: int | None = None):
         super().__init__(log_dir)
         if os.path.isfile(self.metrics_file_path):  # continue the header of a resumed run's log
+            if resume_step is not None:
+                drop_rows_after(Path(self.metrics_file_path), resume_step)
             with open(self.metrics_file_path, newline="") as handle:
                 self.metrics_keys = sorted(next(csv.reader(handle), []))
 
@@ -90,24 +91,47 @@ class _AppendingWriter(ExperimentWriter):
         pass  # Lightning deletes metrics.csv here; a resumed run must append to it instead
 
 
-class RunCSVLogger(CSVLogger):
-    """Lightning's CSVLogger writing ``<run>/metrics.csv``, kept and appended on resume."""
+def drop_rows_after(path: Path, step: int) -> None:
+    """Remove the rows of steps after ``step``: a killed run logged them after its last
+    checkpoint, and the run resumed from that checkpoint logs those steps again."""
+    with open(path, newline="") as handle:
+        rows = list(csv.reader(handle))
+    if not rows or "step" not in rows[0]:
+        return
+    column = rows[0].index("step")
 
-    def __init__(self, run: Path):
+    def after(row: list[str]) -> bool:
+        try:
+            return int(float(row[column])) > step
+        except (IndexError, ValueError):
+            return False
+
+    kept = [row for row in rows[1:] if not after(row)]
+    if len(kept) < len(rows) - 1:
+        with atomic_write(path, "w") as handle:
+            csv.writer(handle).writerows([rows[0], *kept])
+
+
+class RunCSVLogger(CSVLogger):
+    """Lightning's CSVLogger writing ``<run>/metrics.csv``, kept and appended on resume (less
+    the rows logged after the checkpoint resumed from)."""
+
+    def __init__(self, run: Path, resume_step: int | None = None):
         super().__init__(save_dir=str(run), name="", version="")
+        self._resume_step = resume_step
 
     @property
     @rank_zero_experiment
     def experiment(self) -> ExperimentWriter:
         if self._experiment is None:
             self._fs.makedirs(self.root_dir, exist_ok=True)
-            self._experiment = _AppendingWriter(log_dir=self.log_dir)
+            self._experiment = _AppendingWriter(self.log_dir, self._resume_step)
         return self._experiment
 
 
-def loggers(out: Path) -> list:
+def loggers(out: Path, resume_step: int | None = None) -> list:
     """metrics.csv always; TensorBoard too where it is installed."""
-    found = [RunCSVLogger(out)]
+    found = [RunCSVLogger(out, resume_step)]
     try:
         import tensorboard  # noqa: F401
         from lightning.pytorch.loggers import TensorBoardLogger
