@@ -69,9 +69,22 @@ def test_data_check_names_planted_masks_and_draws_them(tmp_path, capsys):
     row = np.asarray(sheet.convert("RGB"))[:160]
     assert row.std() > 10  # the photo and its overlay are drawn, not a blank tile
 
-    assert main(["data", "check", str(root)]) == 0  # suspect shapes are not broken files
+    # a mask with no object or no background at all is an error; a border-hugging one suspect
+    assert main(["data", "check", str(root)]) == 1
     out = capsys.readouterr().out
     assert "3 suspect mask(s)" in out and "a/000.png: empty" in out and "b/002.png: border" in out
+    assert "2 problem(s)" in out and "mask is empty" in out and "mask is full" in out
+
+
+def test_suspect_shapes_alone_are_not_errors(tmp_path, capsys):
+    splits = {"train": ["a"], "val": ["b"], "test": ["c"]}
+    root = write_folder_dataset(tmp_path / "ds", {"a": 2, "b": 2, "c": 2}, splits=splits)
+    speck = np.zeros((40, 48), np.uint8)
+    speck[20, 20:25] = 255  # 5 pixels: an object the model barely found
+    Image.fromarray(speck).save(root / "masks" / "a" / "000.png")
+    assert main(["data", "check", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "a/000.png: empty: 0.3% foreground" in out
     assert "no problems found, but check the suspect masks" in out
 
 

@@ -127,13 +127,8 @@ def check_dataset(
 
 
 def _check_mask_shapes(report: DatasetReport, masked: dict[str, tuple], out: Path) -> None:
-    broken = {p.split(":", 1)[0] for p in report.problems}  # unreadable: reported already
-    pairs = [(key, mask) for key, (_, mask) in sorted(masked.items()) if str(mask) not in broken]
-    try:
-        suspects = check_masks(pairs)
-    except DataError as exc:  # a mask the header check passed but decoding fails
-        report.problems.append(str(exc))
-        return
+    pairs = [(key, mask) for key, (_, mask) in sorted(masked.items())]
+    suspects = check_masks(pairs, unreadable=[])  # unreadable ones: problems reported already
     report.suspect_masks = [{"image": s.image, "problems": list(s.problems)} for s in suspects]
     images = {key: image for key, (image, _) in masked.items()}
     json_file, sheet = write_suspects(out, suspects, images, checked=len(pairs))

@@ -97,16 +97,26 @@ def check_masks(
     pairs: Sequence[tuple[str, Path]],
     limits: SanityLimits = SanityLimits(),
     workers: int = 8,
+    unreadable: list[str] | None = None,
 ) -> list[SuspectMask]:
-    """The suspect masks among ``pairs`` of (image id, mask file); unreadable masks raise."""
+    """The suspect masks among ``pairs`` of (image id, mask file). An unreadable mask raises,
+    or with an ``unreadable`` list is skipped and its problem appended there."""
 
-    def one(pair: tuple[str, Path]) -> SuspectMask | None:
+    def one(pair: tuple[str, Path]) -> SuspectMask | str | None:
         image, path = pair
-        problems = mask_problems(load_mask(path), limits)
+        try:
+            problems = mask_problems(load_mask(path), limits)
+        except DataError as exc:
+            if unreadable is None:
+                raise
+            return str(exc)
         return SuspectMask(image, str(path), tuple(problems)) if problems else None
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return [s for s in pool.map(one, pairs) if s is not None]
+        found = list(pool.map(one, pairs))
+    if unreadable is not None:
+        unreadable.extend(f for f in found if isinstance(f, str))
+    return [f for f in found if isinstance(f, SuspectMask)]
 
 
 def write_suspects(
