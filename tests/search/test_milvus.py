@@ -94,8 +94,11 @@ def test_serve_over_milvus_answers_search_with_the_fusion_switch(pair, remover, 
         answers[fusion] = [r["id"] for r in body["results"]]
     assert answers["full"][0] == "c1/003.png"  # the catalogue's own photo comes first
     assert answers["foreground"] != answers["full"] or answers["rrf"] != answers["full"]
-    found = client.post("/search", params={"fusion": "rrf"}, data={"item": "c2/001.png"})
+    kept = {"fusion": "rrf", "exclude_self": "false"}
+    found = client.post("/search", params=kept, data={"item": "c2/001.png"})
     assert found.status_code == 200 and found.json()["results"][0]["id"] == "c2/001.png"
+    others = client.post("/search", params={"fusion": "rrf"}, data={"item": "c2/001.png"})
+    assert "c2/001.png" not in [r["id"] for r in others.json()["results"]]
     bad = client.post("/search", params={"fusion": "mean"}, files={"image": ("q.png", photo)})
     assert bad.status_code == 400 and "--fusion 'mean'" in bad.json()["detail"]
 

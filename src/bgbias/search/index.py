@@ -142,6 +142,12 @@ class SearchIndex:
             raise IndexFolderError(
                 f"{path}: index format {manifest.get('format')}; this bgbias reads {INDEX_FORMAT}"
             )
+        counts = [manifest.get(key) for key in ("dim", "count")]
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in counts):
+            raise IndexFolderError(
+                f"{path}: damaged index ({MANIFEST} needs whole numbers 'dim' and 'count', got "
+                f"{counts[0]!r} and {counts[1]!r})"
+            )
         section = manifest.get("index") or {}
         store = store_class(section.get("backend", "faiss")).open(path, section)
         if store.dim != manifest.get("dim"):
