@@ -400,7 +400,7 @@ def test_ddp_two_processes_on_cpu(bench, tmp_path):
 @pytest.mark.slow
 def test_kill_and_resume(bench, tmp_path):
     out = tmp_path / "killed"
-    args = small(bench, out, "trainer.max_epochs=6", "data.iterations_per_epoch=4")
+    args = small(bench, out, "trainer.max_epochs=6", "data.iterations_per_epoch=12")
     process = subprocess.Popen(
         [sys.executable, "-m", "bgbias", "train", "generated/triplet/bgaugment", *args],
         stdout=subprocess.DEVNULL,
@@ -409,8 +409,9 @@ def test_kill_and_resume(bench, tmp_path):
     last = out / "checkpoints" / "last.ckpt"
     deadline = time.time() + 300
     while not last.exists() and time.time() < deadline:
-        time.sleep(0.2)
-    time.sleep(1.0)
+        time.sleep(0.05)
+    # last.ckpt is written atomically, so it is complete once it exists: kill at once, while
+    # the run is still in its first epochs (a later kill could land after the whole run)
     process.kill()  # SIGKILL
     process.wait()
     assert last.exists()
@@ -430,7 +431,7 @@ def test_kill_and_resume(bench, tmp_path):
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert torch.load(last, weights_only=False)["global_step"] == 6 * 4 > step_killed
+    assert torch.load(last, weights_only=False)["global_step"] == 6 * 12 > step_killed
 
 
 def test_cosine_schedule_decays_every_group_to_zero_over_the_run():
