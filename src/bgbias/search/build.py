@@ -135,6 +135,7 @@ def build_index(
     fill: str = "mean",
     milvus: str | None = None,
     max_memory: int | None = None,
+    rerank: int | None = None,
 ) -> dict[str, Any]:
     """Embed every image of ``catalogue`` (:func:`bgbias.search.catalogue.read_catalogue`) with
     ``model`` (any :func:`bgbias.adapters.load_embedder` form) into an index folder ``out``;
@@ -145,7 +146,9 @@ def build_index(
     that fused search (:mod:`bgbias.search.fusion`) queries. ``milvus``: store the vectors in a
     Milvus collection at this URI (a ``.db`` file: Milvus Lite) instead of faiss files; it
     always holds both vectors (``foreground`` defaults to u2netp). ``max_memory``: the byte
-    budget of an ``ivfpq`` index."""
+    budget of an ``ivfpq`` index (its codes: what stays in memory); ``rerank``: how many
+    candidates per result its search re-scores with the exact vectors it keeps on disk (None:
+    :data:`bgbias.search.rerank.DEFAULT_RERANK`; 0: none, and no vectors file)."""
     kind = INDEX_TYPES.get(index_type)
     out = Path(out)
     ensure_writable_dir(out.parent)
@@ -163,7 +166,12 @@ def build_index(
     remover = (
         load_remover(foreground, fill, str(device)) if isinstance(foreground, str) else foreground
     )
-    store = {"backend": "milvus" if milvus else "faiss", "uri": milvus, "max_memory": max_memory}
+    store = {
+        "backend": "milvus" if milvus else "faiss",
+        "uri": milvus,
+        "max_memory": max_memory,
+        "rerank": rerank,
+    }
     if kind.name == "ivfpq" and max_memory and not milvus:  # a budget too small fails now
         from .compressed import plan
 
@@ -306,7 +314,7 @@ def _build_locked(
         index_type=kind.name,
         foreground=foreground,
         backend=store["backend"],
-        settings={"uri": store["uri"], "max_memory": store["max_memory"], "name": out.name},
+        settings={k: v for k, v in store.items() if k != "backend"} | {"name": out.name},
         extra={
             "foreground": masking,
             "catalogue": {
