@@ -80,7 +80,9 @@ def resident_mb(folder: Path, section: dict, queries: np.ndarray) -> dict[str, f
     """Memory of a fresh process that opens the index folder as `bgbias serve` does (faiss file
     and exact vectors memory-mapped) and answers the queries, in MB: VmRSS, and of it RssFile
     (mapped file pages: page cache the OS may drop) after opening and after the queries;
-    against reading the same files into memory."""
+    against reading the same files into memory. The folder's files are first dropped from the
+    page cache: a file just written is all cached, and the kernel maps cached neighbours of a
+    faulted page too (fault-around), which would count pages no search read."""
     script = (
         "import json, sys, numpy as np, faiss\n"
         "from pathlib import Path\n"
@@ -105,6 +107,11 @@ def resident_mb(folder: Path, section: dict, queries: np.ndarray) -> dict[str, f
     np.save(folder / "queries.npy", queries)
     out = {}
     for mode in ("mmap", "read"):
+        for path in folder.iterdir():
+            descriptor = os.open(path, os.O_RDONLY)
+            os.fsync(descriptor)  # only clean pages can be dropped
+            os.posix_fadvise(descriptor, 0, 0, os.POSIX_FADV_DONTNEED)
+            os.close(descriptor)
         answer = subprocess.run(
             [sys.executable, "-c", script, str(folder), json.dumps(section), mode]
             + [str(folder / "queries.npy")],
