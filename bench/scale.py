@@ -97,7 +97,7 @@ def resident_mb(folder: Path, section: dict, queries: np.ndarray) -> dict[str, f
         "    search = lambda q: store.search({'full': q}, 10)\n"
         "else:\n"
         "    index = faiss.read_index(str(folder / 'index.faiss'))\n"
-        "    exact = [np.load(p) for p in folder.glob('vectors.npy')]\n"
+        "    exact = np.load(folder / 'vectors.npy') if section['rerank'] else None\n"
         "    search = lambda q: index.search(q, 10)\n"
         "opened = mem()\n"
         "for q in np.load(sys.argv[4]): search(q[None])\n"
