@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class DemoConfig:
     out: Path = Path("bgbias-demo")
-    backgrounds: str | None = None  # folder with val/ and test/ photos; None: procedural banks
+    backgrounds: str | None = None  # val/+test/ photo folder or set name (paper); None: procedural
     benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
     loss: str = "normalized_softmax"  # the paper's m=1 sampler: most classes per batch
     epochs: int = 7  # of 100 steps each: 3 to 4 minutes in all on 2 CPU cores

@@ -16,6 +16,7 @@ import torch
 
 from ..adapters import AdapterOptions, Embedder, load_embedder
 from ..cache import cache_dir
+from ..data.background_sets import resolve_source
 from ..data.backgrounds import BackgroundBank, load_banks
 from ..devices import resolve_device
 from ..errors import ConfigError
@@ -43,7 +44,7 @@ class AuditConfig:
     mask_suffix: str = ""
     mask_model: str | None = None
     mask_cache: str | os.PathLike | None = None
-    backgrounds: str | os.PathLike | None = None  # photo folder (its test/) or procedural
+    backgrounds: str | os.PathLike | None = None  # photo folder (its test/), set name, procedural
     repeats: int = 5
     blend_steps: int = 5
     attention: int = 0  # images whose attention score is computed, per differentiable model
@@ -104,8 +105,10 @@ def check_options(config: AuditConfig) -> None:
 
 
 def load_bank(source: str | os.PathLike | None, short_side: int) -> BackgroundBank:
-    """``mixed_rand``'s backgrounds: a folder's ``test/`` photos (or the folder's own), or the
-    procedural test bank (the one bgbias evaluations use: disjoint from BGAugment's)."""
+    """``mixed_rand``'s backgrounds: a folder's ``test/`` photos (or the folder's own), a named
+    set's (``paper``: its test photos), or the procedural test bank (the one bgbias evaluations
+    use: disjoint from BGAugment's)."""
+    source = resolve_source(source)  # a set not fetched raises with the fetch command
     if source is None or str(source) == "procedural":
         return load_banks(None, short_side, splits=("test",))["test"]
     folder = Path(source)

@@ -57,7 +57,8 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--backgrounds",
         help="folder of background photos for mixed_rand (its test/ sub-folder when it has "
-        "one; default: procedural textures)",
+        "one) or a named set (paper: its test photos, see `bgbias backgrounds list`; default: "
+        "procedural textures)",
     )
     parser.add_argument(
         "--repeats", type=int_at_least(1), default=5, help="draws of mixed_rand and mixed_same"
