@@ -10,6 +10,7 @@ from PIL import Image
 from torch import nn
 
 from bgbias.adapters import ADAPTERS, AdapterOptions, load_embedder
+from bgbias.cli import main
 from bgbias.errors import ConfigError, ModelOutputError
 
 
@@ -127,6 +128,32 @@ def test_an_unknown_form_lists_every_form():
         assert ADAPTERS.get(name).syntax in message
     for syntax in ("onnx:<file.onnx>", "torchscript:<file.pt>", "timm:<name>", "hf:", "python:"):
         assert syntax in message
+
+
+def test_a_model_file_is_recognised_by_its_suffix(tmp_path, capsys):
+    model = tiny_model()
+    onnx_file = export_onnx(model, tmp_path / "m.ONNX")
+    script_file = tmp_path / "m.pt"
+    torch.jit.save(torch.jit.trace(model, torch.randn(1, 3, 32, 32)), str(script_file))
+    images = torch.randn(3, 3, 32, 32)
+    for path, form in ((onnx_file, "onnx"), (script_file, "torchscript")):
+        by_suffix, by_form = load_embedder(str(path)), load_embedder(f"{form}:{path}")
+        assert by_suffix.form == form
+        assert torch.allclose(by_suffix(images), by_form(images), atol=1e-5)
+    catalogue = tmp_path / "pics"
+    catalogue.mkdir()
+    for i in range(3):
+        Image.new("RGB", (40, 40), (60 * i, 10, 10)).save(catalogue / f"{i}.png")
+    out = tmp_path / "index"
+    assert main(["index", str(onnx_file), str(catalogue), "--out", str(out), "-q"]) == 0
+    assert json.loads((out / "manifest.json").read_text())["model"]["form"] == "onnx"
+    keras = tmp_path / "m.h5"
+    keras.write_bytes(b"not a model bgbias reads")
+    with pytest.raises(ConfigError) as info:
+        load_embedder(str(keras))
+    message = str(info.value)
+    assert message.startswith(f"model file {keras}: suffix '.h5' names no model form")
+    assert ".ckpt (checkpoint)" in message and ".onnx (onnx)" in message and "\n" not in message
 
 
 def test_missing_model_files_are_one_line_errors(tmp_path):

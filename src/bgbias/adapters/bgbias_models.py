@@ -48,7 +48,7 @@ register_form(
         load_checkpoint_embedder,
         "<run>/checkpoints/best.ckpt",
         "a checkpoint bgbias trained",
-        matches=lambda spec: spec.endswith(".ckpt"),
+        suffixes=(".ckpt",),
     )
 )
 register_form(
