@@ -50,7 +50,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     """Run every stage; returns the results dict also written to ``out/results.json``."""
     # imported here: the CLI imports this module for DemoConfig and must stay quick to start
     from .attention import score_models
-    from .auditing.compare import compare_retrievals
+    from .auditing.side_by_side import compare_retrievals
     from .config import compose
     from .data.generate import benchmark_matches, generate_benchmark
     from .evaluation import evaluate_model

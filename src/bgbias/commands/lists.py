@@ -37,7 +37,7 @@ def _models() -> list[str]:
 
 
 def _published() -> list[str]:
-    from ..report.compare import PUBLISHED, published
+    from ..report.published import PUBLISHED, published
 
     return [f"{name:24} {published(name)[0]}" for name in PUBLISHED]
 

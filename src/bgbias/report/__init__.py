@@ -2,7 +2,7 @@
 comparison with the paper's published numbers.
 
 Layers, one way: the leaves :mod:`.format` (shared marks, escaping) and :mod:`.results`
-(result files) under :mod:`.tables`, :mod:`.compare` and :mod:`.figures` (plain numbers in, PNG
+(result files) under :mod:`.tables`, :mod:`.published` and :mod:`.figures` (plain numbers in, PNG
 out), which do not import one another, and :mod:`.write` over all three."""
 
 from .figures import attribution_figure

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from bgbias.adapters import AdapterOptions
-from bgbias.auditing.compare import compare_retrievals
+from bgbias.auditing.side_by_side import compare_retrievals
 from bgbias.errors import ConfigError
 from tests.helpers import register_background_set, write_folder_dataset
 
