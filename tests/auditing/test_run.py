@@ -163,7 +163,7 @@ def test_cli_audit_prints_verdicts_and_list_models_shows_the_forms(tmp_path, cap
     )
     printed = capsys.readouterr().out
     assert code == 0 and printed.startswith("small_cnn: ") and "background reliance" in printed
-    assert main(["list", "models"]) == 0
+    assert main(["list", "model-forms"]) == 0
     listed = capsys.readouterr().out
     for syntax in (
         "onnx:<file.onnx>",

@@ -230,7 +230,7 @@ def audit(
     ``mask_model`` makes, cached) until ``.save(out)``.
 
     ``models``: one model, a list, or a dict name -> model. A model is a name in any form
-    ``bgbias list models`` shows (``"efficientnet_lite0"``, ``"onnx:model.onnx"``, a
+    ``bgbias list model-forms`` shows (``"efficientnet_lite0"``, ``"onnx:model.onnx"``, a
     checkpoint...), an ``nn.Module`` or a callable mapping normalised (B, 3, H, W) images to
     (B, D) embeddings (a callable gets no attention score: bgbias cannot differentiate it),
     or a ready ``bgbias.adapters.Embedder``; any of them as ``(model, preprocessing)``.

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 class AuditConfig:
     """What to audit and how; see ``bgbias audit --help`` for each option.
 
-    ``models``: names in any form ``bgbias list models`` shows, or ready :class:`Embedder`s
+    ``models``: names in any form ``bgbias list model-forms`` shows, or ready :class:`Embedder`s
     (:func:`bgbias.audit` turns modules and callables into these). ``mask_cache``: where masks
     made by ``mask_model`` are kept (default: a bgbias folder's ``masks/``, else a folder per
     image root in bgbias's cache; ``bgbias audit`` uses ``OUT/masks``).
@@ -90,7 +90,7 @@ AT_LEAST = {
 def check_options(config: AuditConfig) -> None:
     """Every numeric option in range and a known mask model; a ConfigError names the option."""
     if not config.models:
-        raise ConfigError("name at least one model (`bgbias list models` shows the forms)")
+        raise ConfigError("name at least one model (`bgbias list model-forms` shows the forms)")
     for name, least in AT_LEAST.items():
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < least:

@@ -27,7 +27,7 @@ def register(subparsers) -> None:
         "models",
         nargs="+",
         metavar="MODEL",
-        help="models in any form (`bgbias list models`): checkpoints, backbone names, "
+        help="models in any form (`bgbias list model-forms`): checkpoints, backbone names, "
         "onnx:FILE, torchscript:FILE, timm:NAME, hf:ID, open_clip:ARCH, python:MODULE:FACTORY",
     )
     parser.add_argument("images", metavar="IMAGES", help="image folder")

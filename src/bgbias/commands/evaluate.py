@@ -23,7 +23,7 @@ def register(subparsers) -> None:
         "replaced from the test bank; write every value to JSON (beside a checkpoint).",
     )
     parser.add_argument(
-        "model", help="a bgbias checkpoint or any model form (`bgbias list models`)"
+        "model", help="a bgbias checkpoint or any model form (`bgbias list model-forms`)"
     )
     add_model_options(parser)
     parser.add_argument("--dataset", help="dataset name (default: the checkpoint's)")

@@ -39,7 +39,7 @@ def register(subparsers) -> None:
         "appears only when complete.",
     )
     parser.add_argument(
-        "model", help="a bgbias checkpoint or any model form (`bgbias list models`)"
+        "model", help="a bgbias checkpoint or any model form (`bgbias list model-forms`)"
     )
     add_model_options(parser)
     parser.add_argument("catalogue", help="image folder, dataset folder or CSV file")

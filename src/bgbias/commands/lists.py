@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._common import add_command
+from ._common import add_command, deprecated_notice
 
 
 def _presets() -> list[str]:
@@ -22,7 +22,7 @@ def _described(registry_path: str, describe) -> callable:
     return entries
 
 
-def _models() -> list[str]:
+def _model_forms() -> list[str]:
     import importlib.util
 
     from ..adapters import ADAPTERS
@@ -51,7 +51,7 @@ KINDS = {
         "bgbias.backbones.registry.RECIPES",
         lambda r: f"resize {r.resize}, crop {r.crop}, {r.normalization.channels}",
     ),
-    "models": _models,
+    "model-forms": _model_forms,
     "mask-models": _described("bgbias.masks.predictors.PREDICTORS", lambda p: ""),
     "mask-engines": _described("bgbias.masks.predictors.U2NET_ENGINES", lambda e: ""),
     "background-sets": _described(
@@ -67,12 +67,24 @@ KINDS = {
 }
 
 
+RENAMED_KINDS = {"models": "model-forms"}  # old -> new; the old ones work with a notice
+
+
 def register(subparsers) -> None:
     parser = add_command(subparsers, "list", help="names bgbias knows: presets, losses, ...")
-    parser.add_argument("kind", choices=list(KINDS), help="what to list")
+    parser.add_argument(
+        "kind",
+        choices=[*KINDS, *RENAMED_KINDS],
+        metavar="{" + ",".join(KINDS) + "}",  # the renamed ones are not offered
+        help="what to list",
+    )
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
-    print("\n".join(line.rstrip() for line in KINDS[args.kind]()))
+    kind = args.kind
+    if kind in RENAMED_KINDS:
+        kind = RENAMED_KINDS[kind]
+        deprecated_notice(f"list {args.kind}", f"list {kind}")
+    print("\n".join(line.rstrip() for line in KINDS[kind]()))
     return 0
