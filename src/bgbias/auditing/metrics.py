@@ -19,7 +19,6 @@ import torch.nn.functional as F
 
 from ..metrics import METRIC_NAMES, per_query_metrics, retrieval_metrics
 
-INSTANCE_NAMES = ("hit_at_1", "mean_rank", "cosine_mean")
 BLOCK = 1024  # query rows per similarity block: memory O(BLOCK * N)
 RESAMPLES = 1000  # bootstrap resamples of an interval
 DRAWS_PER_CHUNK = 4_000_000  # resampled values held at once: memory O(32 MB)

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from ..data.mask_sanity import THRESHOLD, binary
+from ..decoding import load_mask
 from ..errors import DataError
-from ..io import load_mask
 
 
 def binarise(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
