@@ -215,6 +215,11 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         handle.write(text)
 
 
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_write(path, "wb") as handle:
+        handle.write(data)
+
+
 def save_image(image: Image.Image, path: str | os.PathLike, **save_kwargs: Any) -> None:
     """Save a PIL image atomically; the format follows the suffix of ``path``."""
     path = Path(path)
