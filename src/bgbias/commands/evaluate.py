@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..tabular import mean_std
 from ._common import (
     MASK_MODELS,
     RegistryChoice,
@@ -108,7 +109,7 @@ def run(args) -> int:
     if result["corrupted"]:
         c = result["corrupted"]
         print(
-            f"corrupted: MAP@R {c['map_at_r']['mean']:.4f} ± {c['map_at_r']['std']:.4f}  "
+            f"corrupted: MAP@R {mean_std(c['map_at_r']['mean'], c['map_at_r']['std'], 4)}  "
             f"P@1 {c['precision_at_1']['mean']:.4f}  R-Precision {c['r_precision']['mean']:.4f}"
             f"  ({result['repeats']} repeats)"
         )

@@ -5,8 +5,9 @@ Layers, one way: the leaves :mod:`.format` (shared marks, escaping) and :mod:`.r
 (result files) under :mod:`.tables`, :mod:`.published` and :mod:`.figures` (plain numbers in, PNG
 out), which do not import one another, and :mod:`.write` over all three."""
 
+from ..tabular import MISSING
 from .figures import attribution_figure
-from .format import METRIC_TITLES, MISSING
+from .format import METRIC_TITLES
 from .results import find_results, load_result
 from .tables import (
     FORMATS,
