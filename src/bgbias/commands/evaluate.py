@@ -35,7 +35,8 @@ def register(subparsers) -> None:
     )
     parser.add_argument(
         "--backgrounds",
-        help="folder with test/ photos, or 'procedural' (default: the checkpoint's source)",
+        help="folder with test/ photos, a named set (paper) or 'procedural' (default: the "
+        "checkpoint's source)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the background draws")
     parser.add_argument("--batch-size", type=int_at_least(1), default=64, help="images per batch")
