@@ -55,7 +55,7 @@ def backbone_spec(name: str) -> BackboneSpec:
     if name not in BACKBONES:
         raise ConfigError(
             f"unknown backbone {name!r}; valid: {', '.join(BACKBONES.names())}, "
-            f"or {TIMM_PREFIX}<any timm model> (needs `pip install timm`)"
+            f"or {TIMM_PREFIX}<any timm model> (`pip install bgbias[timm]`)"
         )
     return BACKBONES.get(name)
 
