@@ -70,21 +70,29 @@ KINDS = {
 RENAMED_KINDS = {"models": "model-forms"}  # old -> new; the old ones work with a notice
 
 
+class _Renamed(str):
+    """A kind given by its old name: the new one, remembering the old for the notice."""
+
+    old: str
+
+
+def _kind(value: str) -> str:
+    """argparse's type (applied before the choices check): an old name becomes the new."""
+    if value not in RENAMED_KINDS:
+        return value
+    renamed = _Renamed(RENAMED_KINDS[value])
+    renamed.old = value
+    return renamed
+
+
 def register(subparsers) -> None:
     parser = add_command(subparsers, "list", help="names bgbias knows: presets, losses, ...")
-    parser.add_argument(
-        "kind",
-        choices=[*KINDS, *RENAMED_KINDS],
-        metavar="{" + ",".join(KINDS) + "}",  # the renamed ones are not offered
-        help="what to list",
-    )
+    parser.add_argument("kind", type=_kind, choices=list(KINDS), help="what to list")
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
-    kind = args.kind
-    if kind in RENAMED_KINDS:
-        kind = RENAMED_KINDS[kind]
-        deprecated_notice(f"list {args.kind}", f"list {kind}")
-    print("\n".join(line.rstrip() for line in KINDS[kind]()))
+    if isinstance(args.kind, _Renamed):
+        deprecated_notice(f"list {args.kind.old}", f"list {args.kind}")
+    print("\n".join(line.rstrip() for line in KINDS[args.kind]()))
     return 0
