@@ -147,6 +147,8 @@ def test_a_model_file_is_recognised_by_its_suffix(tmp_path, capsys):
     out = tmp_path / "index"
     assert main(["index", str(onnx_file), str(catalogue), "--out", str(out), "-q"]) == 0
     assert json.loads((out / "manifest.json").read_text())["model"]["form"] == "onnx"
+    assert main(["list", "model-forms"]) == 0
+    assert "[files: *.onnx]" in capsys.readouterr().out
     keras = tmp_path / "m.h5"
     keras.write_bytes(b"not a model bgbias reads")
     with pytest.raises(ConfigError) as info:

@@ -32,6 +32,8 @@ def _model_forms() -> list[str]:
         form = ADAPTERS.get(name)
         missing = [p for p in form.requires if importlib.util.find_spec(p) is None]
         note = f" [needs {', '.join(missing)}: not installed]" if missing else ""
+        if form.suffixes:
+            note += f" [files: {', '.join(f'*{s}' for s in form.suffixes)}]"
         lines.append(f"{form.syntax:34} {form.description}{note}")
     return lines
 
