@@ -12,6 +12,16 @@ from tests.helpers import write_folder_dataset
 DOWNLOADABLE = {"u2netp"}  # u2net is 176 MB: only used when already provisioned
 
 
+@pytest.fixture(autouse=True)
+def own_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test runs in its own empty folder: a command's default output (``runs/``,
+    ``audit/``, ``bgbias-demo/``, ...) lands there, never in the checkout, and no test can pass
+    only because another left files behind. Tests reach the repository through ``REPO``
+    (tests/helpers.py)."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
 @pytest.fixture
 def folder_dataset(tmp_path: Path) -> Path:
     """6 classes x 4 images, split 2/2/2, with masks."""
