@@ -30,6 +30,26 @@ def folder_dataset(tmp_path: Path) -> Path:
     return write_folder_dataset(tmp_path / "ds", classes, splits=splits)
 
 
+@pytest.fixture
+def drawn_figures(monkeypatch: pytest.MonkeyPatch) -> dict:
+    """``{file name: matplotlib Figure}`` of every figure bgbias saves during the test, as drawn:
+    its bars, lines, labels and panels are what a reader of the PNG sees. The PNGs are still
+    written."""
+    import bgbias.auditing.figures as audit_figures
+    import bgbias.report.figures as report_figures
+
+    drawn = {}
+    save = report_figures.save_figure
+
+    def recording(fig, path, dpi, layout=True):
+        drawn[Path(path).name] = fig
+        return save(fig, path, dpi, layout)
+
+    for module in (report_figures, audit_figures):
+        monkeypatch.setattr(module, "save_figure", recording)
+    return drawn
+
+
 @pytest.fixture(scope="session")
 def real_model(request, tmp_path_factory):
     """``real_model(name) -> Path`` of the sha256-checked ONNX file: the user's provisioned copy,

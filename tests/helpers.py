@@ -210,3 +210,17 @@ def command_parsers(parser=None) -> dict[tuple[str, ...], argparse.ArgumentParse
             if isinstance(action, argparse._SubParsersAction):
                 pending += [((*words, name), sub) for name, sub in action.choices.items()]
     return found
+
+
+def bar_heights(ax) -> list[list[float]]:
+    """The heights of each ``ax.bar`` call's bars on a matplotlib Axes, in drawing order."""
+    from matplotlib.container import BarContainer
+
+    return [[bar.get_height() for bar in c] for c in ax.containers if isinstance(c, BarContainer)]
+
+
+def texts_of(fig) -> list[str]:
+    """Every text a figure shows: titles, axis and tick labels, legends, free text."""
+    from matplotlib.text import Text
+
+    return [t.get_text() for t in fig.findobj(Text) if t.get_text()]
