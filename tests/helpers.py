@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import functools
 import http.server
@@ -13,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+REPO = Path(__file__).resolve().parents[1]  # the checkout: tests run in their own folder
 # ../shared/data beside the checkout (the lead's), or beside the worktrees' folder (helpers')
 SHARED = next(
     (p / "shared" / "data" for p in Path(__file__).resolve().parents if (p / "shared").is_dir()),
@@ -192,3 +194,33 @@ def write_checkpoint(
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"hyper_parameters": hparams, "state_dict": state}, path)
     return path
+
+
+def command_parsers(parser=None) -> dict[tuple[str, ...], argparse.ArgumentParser]:
+    """Every (sub)command of ``bgbias`` by its words (``("data", "split")``; ``()`` is
+    ``bgbias`` itself) and its argparse parser."""
+    from bgbias.cli import build_parser
+
+    found = {}
+    pending = [((), parser or build_parser())]
+    while pending:
+        words, current = pending.pop()
+        found[words] = current
+        for action in current._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                pending += [((*words, name), sub) for name, sub in action.choices.items()]
+    return found
+
+
+def bar_heights(ax) -> list[list[float]]:
+    """The heights of each ``ax.bar`` call's bars on a matplotlib Axes, in drawing order."""
+    from matplotlib.container import BarContainer
+
+    return [[bar.get_height() for bar in c] for c in ax.containers if isinstance(c, BarContainer)]
+
+
+def texts_of(fig) -> list[str]:
+    """Every text a figure shows: titles, axis and tick labels, legends, free text."""
+    from matplotlib.text import Text
+
+    return [t.get_text() for t in fig.findobj(Text) if t.get_text()]
