@@ -143,6 +143,7 @@ def build_index(
         spec = {
             "model": absolute_spec(model),
             "catalogue": str(Path(catalogue).resolve()),
+            "out": str(out.resolve()),
             "index_type": kind.name,
             "split": split,
             "batch_size": batch_size,
