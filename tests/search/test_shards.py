@@ -138,3 +138,22 @@ def test_more_shards_than_chunks_is_refused_before_anything_runs(tmp_path, catal
             str(checkpoint), catalogue, tmp_path / "x", 6, chunk_size=4, device="cpu"
         )
     assert not (tmp_path / ".x.building" / "chunks").exists()
+
+
+def test_the_slurm_commands_of_docs_scale_parse():
+    """Every bgbias command of docs/scale.md's SLURM section is one the CLI accepts."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    from bgbias.cli import build_parser
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "scale.md").read_text()
+    section = page.split("## Masks and embeddings on a SLURM cluster")[1].split("\n## ")[0]
+    block = re.search(r"```bash\n(.*?)```", section, re.S)[1].replace("\\\n", " ")
+    commands = [shlex.split(line, comments=True) for line in block.splitlines()]
+    commands = [argv for argv in commands if argv and argv[0] == "bgbias"]
+    assert [argv[1] for argv in commands] == ["masks", "index", "index"]
+    parsed = [build_parser().parse_args(argv[1:]) for argv in commands]
+    assert [args.launcher for args in parsed[:2]] == ["slurm", "slurm"]
+    assert parsed[0].shards == parsed[1].shards == 16 and parsed[2].model == "merge"
