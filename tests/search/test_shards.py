@@ -157,3 +157,19 @@ def test_the_slurm_commands_of_docs_scale_parse():
     parsed = [build_parser().parse_args(argv[1:]) for argv in commands]
     assert [args.launcher for args in parsed[:2]] == ["slurm", "slurm"]
     assert parsed[0].shards == parsed[1].shards == 16 and parsed[2].model == "merge"
+
+
+def test_an_unreachable_milvus_stops_the_shards_before_any_is_submitted(
+    tmp_path, monkeypatch, capsys, catalogue, checkpoint
+):
+    pytest.importorskip("pymilvus")
+    pytest.importorskip("submitit")
+    bin_dir = fake_slurm(tmp_path / "bin")
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    out = tmp_path / "shop"
+    argv = ["index", str(checkpoint), str(catalogue), "--out", str(out), "--device", "cpu"]
+    argv += ["--launcher", "slurm", "--shards", "2", "--milvus", "http://127.0.0.1:9"]
+    assert main(argv) == 1
+    error = capsys.readouterr().err.strip()
+    assert "http://127.0.0.1:9: cannot reach Milvus" in error and "\n" not in error
+    assert not list(bin_dir.glob("submitted-*")) and not list(tmp_path.glob(".shop*"))
