@@ -11,7 +11,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 READERS = ("src", "tests", "bench", "docs")
 # what the tools write: the environment, caches, the build and the docs site
-TOOL_OUTPUTS = {".venv", "__pycache__", "*.egg-info", ".pytest_cache", ".ruff_cache"}
+TOOL_OUTPUTS = {".venv", "__pycache__", "*.egg-info", ".pytest_cache", ".ruff_cache", ".hypothesis"}
 TOOL_OUTPUTS |= {"build", "dist", "site"}
 
 
