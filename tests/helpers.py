@@ -283,3 +283,34 @@ def run_slurm_jobs(folder: Path, lost: tuple[int, ...] = ()) -> int:
             ran += 1
         done.write_text("")
     return ran
+
+
+def register_background_set(tmp_path: Path, monkeypatch, name: str, description: str) -> list:
+    """A background set ``name`` (in place of the registered ones, ``paper`` included) whose
+    manifest lists a small photo copy in the paper's layout (3 val, 2 test) at
+    ``tmp_path/copy``; ``$BGBIAS_HOME`` is ``tmp_path/home``. Returns the manifest entries."""
+    import hashlib
+
+    from bgbias.data import background_sets
+    from bgbias.registry import Registry
+
+    monkeypatch.setenv("BGBIAS_HOME", str(tmp_path / "home"))
+    files = []
+    rng = np.random.default_rng(0)
+    for split, count in (("val", 3), ("test", 2)):
+        (tmp_path / "copy" / split).mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            path = tmp_path / "copy" / split / f"photo-{split}-{i}.jpeg"
+            Image.fromarray(rng.integers(0, 255, (30, 40, 3), dtype=np.uint8)).save(path)
+            data = path.read_bytes()
+            digest = hashlib.sha256(data).hexdigest()
+            files.append(background_sets.BackgroundFile(split, path.name, len(data), digest))
+
+    class LocalSet(background_sets.BackgroundSet):
+        def files(self):
+            return files
+
+    registry = Registry("background set")
+    registry.register(name, LocalSet(name, description, "-", "{split}/{name}"))
+    monkeypatch.setattr(background_sets, "BACKGROUND_SETS", registry)
+    return files

@@ -182,7 +182,7 @@ def test_the_pages_show_commands_of_every_kind():
     (audit,) = [s for s in SHOWN if s.tokens[-2:] == ("--out", "audit")]
     assert audit.where.startswith("README.md:") and audit.tokens[0] == "audit"
     assert "bgbias-demo/benchmark" in audit.tokens
-    assert any(s.tokens == ("models", "fetch", "u2netp") for s in SHOWN)
+    assert any(s.tokens == ("mask-weights", "fetch", "u2netp") for s in SHOWN)
 
 
 @pytest.mark.parametrize("shown", SHOWN, ids=[f"{s.where}:{' '.join(s.tokens)}" for s in SHOWN])

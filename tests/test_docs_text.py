@@ -47,7 +47,7 @@ def test_model_forms_are_spelled_as_their_registry_entries():
                 continue
             if prefix in prefixes or prefix.lower() in {p.replace("_", "") for p in prefixes}:
                 wrong.append(f"{where}: {match.group(0)}")
-    assert not wrong, f"model forms spelled unlike `bgbias list models`: {wrong}"
+    assert not wrong, f"model forms spelled unlike `bgbias list model-forms`: {wrong}"
 
 
 def test_no_page_or_docstring_points_at_files_that_do_not_ship():

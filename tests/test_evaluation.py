@@ -87,6 +87,7 @@ def test_evaluate_a_bare_backbone_from_the_cli(folder_dataset, tmp_path, capsys)
     assert result["model"]["label"] == "small_cnn (random weights, no DML training)"
     assert result["dataset"] == {"name": "folder", "root": str(folder_dataset), "split": "test"}
     assert len(result["corrupted"]["precision_at_1"]["values"]) == 2
+    assert result["distance"] == "cosine"  # how it ranked, in the one Distance vocabulary
     assert "clean:     MAP@R" in capsys.readouterr().out
 
 

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class DemoConfig:
     out: Path = Path("bgbias-demo")
-    backgrounds: str | None = None  # folder with val/ and test/ photos; None: procedural banks
+    backgrounds: str | None = None  # val/+test/ photo folder or set name (paper); None: procedural
     benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
     loss: str = "normalized_softmax"  # the paper's m=1 sampler: most classes per batch
     epochs: int = 7  # of 100 steps each: 3 to 4 minutes in all on 2 CPU cores
@@ -50,7 +50,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     """Run every stage; returns the results dict also written to ``out/results.json``."""
     # imported here: the CLI imports this module for DemoConfig and must stay quick to start
     from .attention import score_models
-    from .auditing.compare import compare_retrievals
+    from .auditing.side_by_side import compare_retrievals
     from .config import compose
     from .data.generate import benchmark_matches, generate_benchmark
     from .evaluation import evaluate_model

@@ -15,7 +15,7 @@ import bgbias
 from bgbias.auditing import AuditResult
 from bgbias.cli import main
 from bgbias.errors import ConfigError, DataError, OutputError
-from tests.helpers import write_folder_dataset
+from tests.helpers import register_background_set, write_folder_dataset
 
 CLASS_COLOURS = [(70, 15, 15), (15, 70, 15), (15, 15, 70)]  # dark: below the 0.5 cut
 PLAIN = {"input_size": 64, "mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0), "crop_pct": 1.0}
@@ -249,3 +249,21 @@ def test_a_failure_during_the_swap_puts_the_previous_report_back(tmp_path, monke
     after = {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and ".bgbias" not in p.name}
     assert after == before and not list(out.glob(".audit.partial-*"))
     assert failed  # the swap did fail where the test meant it to
+
+
+def test_a_named_background_set_is_taken_as_a_folder_is(tmp_path, monkeypatch, capsys):
+    from bgbias.data.background_sets import fetch_background_set
+
+    register_background_set(tmp_path, monkeypatch, "paper", "a stand-in for the paper's set")
+    root = write_folder_dataset(tmp_path / "ds", {"a": 3, "b": 3}, size=(64, 64))
+    args = ["audit", "small_cnn", "--untrained", "--input-size", "64", "--repeats", "1", "-q"]
+    args += [str(root), "--out", str(tmp_path / "out"), "--backgrounds", "paper"]
+    assert main(args) == 1  # not fetched yet: the one line says how
+    assert "run `bgbias backgrounds fetch paper`" in capsys.readouterr().err
+    fetch_background_set("paper", tmp_path / "copy", progress=False)
+    assert main(args) == 0
+    backgrounds = json.loads((tmp_path / "out" / "audit.json").read_text())["provenance"][
+        "backgrounds"
+    ]
+    assert backgrounds["count"] == 2  # the installed set's 2 test photos
+    assert Path(backgrounds["source"]) == tmp_path / "home" / "backgrounds" / "paper" / "test"

@@ -14,7 +14,7 @@ from bgbias.auditing import AuditConfig, run_audit
 from bgbias.auditing.figures import MARK_COLOURS
 from bgbias.cli import main
 from bgbias.errors import ModelOutputError
-from tests.helpers import bar_heights, write_folder_dataset
+from tests.helpers import bar_heights, write_checkpoint, write_folder_dataset
 
 INSTANCE = {"hit_at_1", "mean_rank", "cosine_mean"}
 LABEL = {"map_at_r", "precision_at_1", "r_precision"}
@@ -238,7 +238,7 @@ def test_cli_audit_prints_verdicts_and_list_models_shows_the_forms(tmp_path, cap
     )
     printed = capsys.readouterr().out
     assert code == 0 and printed.startswith("small_cnn: ") and "background reliance" in printed
-    assert main(["list", "models"]) == 0
+    assert main(["list", "model-forms"]) == 0
     listed = capsys.readouterr().out
     for syntax in (
         "onnx:<file.onnx>",
@@ -285,3 +285,17 @@ def test_cli_bad_inputs_are_one_line_errors_naming_them(tmp_path, capsys):
         assert main(["audit", *args, "--untrained", "--out", str(tmp_path / "o"), "-q"]) == 1
         err = capsys.readouterr().err.strip()
         assert err.startswith("bgbias: error: ") and message in err and "\n" not in err, err
+
+
+@pytest.mark.parametrize(
+    ("loss", "distance"),
+    [("normalized_softmax", "dot"), ("arcface", "cosine"), ("triplet", "euclidean")],
+)
+def test_audit_json_names_the_distance_the_models_loss_compares_by(tmp_path, loss, distance):
+    checkpoint = write_checkpoint(tmp_path / "run" / "best.ckpt", f"generated/{loss}/base")
+    root = write_folder_dataset(tmp_path / "ds", {"a": 3, "b": 3}, size=(64, 64))
+    out = tmp_path / "out"
+    args = [str(checkpoint), str(root), "--out", str(out), "--repeats", "1", "-q"]
+    assert main(["audit", *args, "--blend-steps", "2"]) == 0
+    (saved,) = json.loads((out / "audit.json").read_text())["models"].values()
+    assert saved["distance"] == distance

@@ -164,6 +164,7 @@ def test_approximate_indexes_report_recall_against_exact_search(kind, tmp_path, 
     manifest = json.loads((out / "manifest.json").read_text())
     recall = manifest["index"]["recall"]
     assert manifest["index"]["type"] == kind and not manifest["index"]["exact"]
+    assert manifest["index"]["distance"] == "cosine"  # unit rows, inner product
     assert recall["queries"] == 100 and 0.0 < recall["recall_at_10"] <= 1.0
     assert f"recall@10 {recall['recall_at_10']:.4f} against exact search" in printed
     index = SearchIndex.load(out)

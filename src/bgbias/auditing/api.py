@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from ..adapters import AdapterOptions
+from ..tabular import MISSING, mean_std
 from .compute import compute_audit
 from .figures import Grid
 from .models import ModelLike, as_embedders, restored, three_numbers
@@ -152,12 +153,13 @@ class AuditResult:
             cells = []
             for c in shown:
                 metric = m.conditions.get(c)
-                hit = None if metric is None else metric.hit_at_1
-                value = "–" if hit is None else f"{hit:.3f}"
-                if metric is not None and metric.hit_at_1_ci is not None:
-                    value += f" [{metric.hit_at_1_ci[0]:.3f}, {metric.hit_at_1_ci[1]:.3f}]"
-                if metric is not None and metric.hit_at_1_std is not None:
-                    value += f" ± {metric.hit_at_1_std:.3f}"
+                value = (
+                    MISSING
+                    if metric is None
+                    else mean_std(
+                        metric.hit_at_1, metric.hit_at_1_std, 3, interval=metric.hit_at_1_ci
+                    )
+                )
                 if metric is not None and metric.product_hit_at_1 is not None:
                     value += f"<br>product {metric.product_hit_at_1:.3f}"
                     if metric.product_hit_at_1_ci is not None:
@@ -165,7 +167,7 @@ class AuditResult:
                         value += f" [{lo:.3f}, {hi:.3f}]"
                     value += f" (chance {metric.product_chance:.3f})"
                 cells.append(f"<td>{value}</td>")
-            gap = "–" if m.bg_gap is None else f"{m.bg_gap:+.3f}"
+            gap = MISSING if m.bg_gap is None else f"{m.bg_gap:+.3f}"
             rows.append(
                 f"<tr><td>{e(m.label)}</td>{''.join(cells)}<td>{gap}</td>"
                 f"<td><b>{e(m.verdict.level)}</b></td></tr>"
@@ -230,7 +232,7 @@ def audit(
     ``mask_model`` makes, cached) until ``.save(out)``.
 
     ``models``: one model, a list, or a dict name -> model. A model is a name in any form
-    ``bgbias list models`` shows (``"efficientnet_lite0"``, ``"onnx:model.onnx"``, a
+    ``bgbias list model-forms`` shows (``"efficientnet_lite0"``, ``"onnx:model.onnx"``, a
     checkpoint...), an ``nn.Module`` or a callable mapping normalised (B, 3, H, W) images to
     (B, D) embeddings (a callable gets no attention score: bgbias cannot differentiate it),
     or a ready ``bgbias.adapters.Embedder``; any of them as ``(model, preprocessing)``.

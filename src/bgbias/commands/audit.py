@@ -27,7 +27,7 @@ def register(subparsers) -> None:
         "models",
         nargs="+",
         metavar="MODEL",
-        help="models in any form (`bgbias list models`): checkpoints, backbone names, "
+        help="models in any form (`bgbias list model-forms`): checkpoints, backbone names, "
         "onnx:FILE, torchscript:FILE, timm:NAME, hf:ID, open_clip:ARCH, python:MODULE:FACTORY",
     )
     parser.add_argument("images", metavar="IMAGES", help="image folder")
@@ -57,7 +57,8 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--backgrounds",
         help="folder of background photos for mixed_rand (its test/ sub-folder when it has "
-        "one; default: procedural textures)",
+        "one) or a named set (paper: its test photos, see `bgbias backgrounds list`; default: "
+        "procedural textures)",
     )
     parser.add_argument(
         "--repeats", type=int_at_least(1), default=5, help="draws of mixed_rand and mixed_same"

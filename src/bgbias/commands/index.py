@@ -44,7 +44,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument(
         "model",
-        help="a bgbias checkpoint or any model form (`bgbias list models`); or `merge`: write "
+        help="a bgbias checkpoint or any model form (`bgbias list model-forms`); or `merge`: write "
         "the index OUT from its finished shards",
     )
     add_model_options(parser)

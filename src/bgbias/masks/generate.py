@@ -21,7 +21,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from ..data.datasets import mask_file
+from ..data.layout import mask_file
 from ..data.mask_sanity import (
     SanityLimits,
     SuspectMask,

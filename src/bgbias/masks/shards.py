@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..data.datasets import mask_file
+from ..data.layout import mask_file
 from ..io import ensure_writable_dir
 from ..launch import LaunchOptions, ShardedRun, launch_shards
 from .generate import claim_for_model, generate_masks, list_images

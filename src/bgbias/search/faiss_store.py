@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import OutputError
 from ..registry import Registry
-from .store import IndexFolderError, VectorStore, check_vectors
+from .store import INDEX_DISTANCE, IndexFolderError, VectorStore, check_vectors
 
 FAISS_FILES = {"full": "index.faiss", "foreground": "foreground.faiss"}
 RECALL_K, RECALL_SAMPLE = 10, 1000
@@ -152,6 +152,7 @@ class FaissStore(VectorStore):
             "backend": cls.backend,
             "type": kind.name,
             "exact": kind.exact,
+            "distance": INDEX_DISTANCE,
             "fields": list(vectors),
             "params": params["full"],
             "recall": recall.get("full"),

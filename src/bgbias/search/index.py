@@ -23,13 +23,12 @@ import torch
 from .. import __version__
 from ..errors import ConfigError
 from ..io import write_json
-from .faiss_store import FAISS_FILES, INDEX_TYPES, RECALL_K, RECALL_SAMPLE, recall_at_k
+from .faiss_store import INDEX_TYPES, RECALL_K, RECALL_SAMPLE, recall_at_k
 from .fusion import Fusion
 from .store import IndexFolderError, VectorStore, normalize_rows, store_class
 
 INDEX_FORMAT = 1
 MANIFEST, ITEMS, THUMBS = "manifest.json", "items.json", "thumbs"
-FAISS_FILE = FAISS_FILES["full"]
 __all__ = [  # re-exported: the index types and recall live in .faiss_store
     "INDEX_TYPES",
     "RECALL_K",

@@ -8,10 +8,10 @@ from matplotlib.colors import to_hex
 from PIL import Image
 
 from bgbias.adapters import AdapterOptions
-from bgbias.auditing.compare import compare_retrievals
 from bgbias.auditing.figures import MARK_COLOURS
+from bgbias.auditing.side_by_side import compare_retrievals
 from bgbias.errors import ConfigError
-from tests.helpers import write_folder_dataset
+from tests.helpers import register_background_set, write_folder_dataset
 
 CLASS_COLOURS = {"a": 0, "b": 1, "c": 2}  # the channel each class's object is drawn in
 
@@ -83,3 +83,16 @@ def test_models_with_different_input_sizes_or_no_labels_are_refused(tmp_path):
     shutil.copytree(root / "images" / "a", flat)
     with pytest.raises(ConfigError, match="needs class labels"):
         compare_retrievals(["small_cnn"], flat, tmp_path / "r.png", options=options)
+
+
+def test_the_retrieval_figure_takes_a_named_background_set(tmp_path, monkeypatch):
+    from bgbias.data.background_sets import fetch_background_set
+
+    register_background_set(tmp_path, monkeypatch, "paper", "a stand-in for the paper's set")
+    fetch_background_set("paper", tmp_path / "copy", progress=False)
+    root = write_folder_dataset(tmp_path / "ds", {"a": 3, "b": 3}, size=(64, 64))
+    options = AdapterOptions(pretrained=False)
+    path = compare_retrievals(
+        ["small_cnn"], root, tmp_path / "r.png", backgrounds="paper", queries=2, options=options
+    )
+    assert path.is_file()

@@ -6,7 +6,7 @@ import pytest
 
 from bgbias.cli import main
 from bgbias.errors import BgbiasError
-from bgbias.report.compare import collect, compare, published
+from bgbias.report.published import collect, compare, published
 from bgbias.report.write import compare_results
 from tests.helpers import texts_of
 
