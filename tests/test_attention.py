@@ -112,3 +112,29 @@ def test_figure_shows_every_model_on_the_same_images(folder_dataset, tmp_path):
     b = checkpoint_like("b/checkpoints/best.ckpt", 1, "Contrastive + BGAugment")
     run([a, b], folder_dataset, tmp_path / "att", figures=2, limit=2)
     assert (tmp_path / "att" / "attribution.png").stat().st_size > 0
+
+
+def test_other_jobs_temporary_folders_are_left_alone(folder_dataset, tmp_path):
+    out = tmp_path / "att"
+    others = [
+        out / ".shop.building" / "plan.json",  # `bgbias index --out att/shop` at work
+        out / ".bench.partial-1a2b3c" / "benchmark.json",  # `bgbias data generate att/bench`
+        out / ".idx.replaced-4d5e6f" / "manifest.json",
+    ]
+    for path in others:
+        path.parent.mkdir(parents=True)
+        path.write_text("in use")
+    (out / ".bgbias-output.json").write_text('{"kind": "attention", "version": 1}')
+    run([checkpoint_like("r/checkpoints/best.ckpt", 0)], folder_dataset, out)
+    assert all(path.read_text() == "in use" for path in others)
+
+
+def test_attention_into_a_folder_of_other_files_is_refused(folder_dataset, tmp_path):
+    from bgbias.errors import OutputError
+
+    out = tmp_path / "thesis"
+    out.mkdir()
+    (out / "summary.md").write_text("my summary")
+    with pytest.raises(OutputError, match=f"{out}: holds files bgbias did not write"):
+        run([checkpoint_like("r/checkpoints/best.ckpt", 0)], folder_dataset, out)
+    assert [p.name for p in out.iterdir()] == ["summary.md"]

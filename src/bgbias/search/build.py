@@ -31,13 +31,16 @@ from ..adapters import AdapterOptions, Embedder, load_embedder
 from ..devices import resolve_device
 from ..errors import DataError, OutputError
 from ..io import atomic_write, ensure_writable_dir, move_aside, remove_tree, write_json
+from ..outputs import MARKER, check_output, mark_output
 from ..progress import progress_bar
 from ..removal import BackgroundRemover, load_remover
 from .catalogue import CatalogueItem, read_catalogue
+from .faiss_store import FAISS_FILES
 from .images import model_input, model_view, open_photo, view_pixels, write_thumbnail
 from .index import (
     INDEX_FORMAT,
     INDEX_TYPES,
+    ITEMS,
     MANIFEST,
     THUMBS,
     model_probe,
@@ -50,6 +53,8 @@ log = logging.getLogger(__name__)
 CHUNK_SIZE = 512
 THUMB_SIZE = 128
 PLAN = "plan.json"
+# what a build writes into OUT (anything else there is the user's, and kept by a rebuild)
+INDEX_OUTPUTS = {MANIFEST, ITEMS, THUMBS, PLAN, "chunks", MARKER, *FAISS_FILES.values()}
 WRITE_FAILURES = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS}  # no room to write
 DEFAULT_MASK_MODEL = "u2netp"  # of a Milvus index's foreground vectors when none is named
 # position, model input, its foreground's model input (or None), error
@@ -89,13 +94,6 @@ def plan_key(
         line = f"{item.id}\0{item.path}\0{item.label}\0{stat.st_size}\0{stat.st_mtime_ns}\n"
         digest.update(line.encode())
     return digest.hexdigest()
-
-
-def _check_replaceable(out: Path) -> None:
-    if out.exists() and not (out / MANIFEST).is_file() and (out.is_file() or any(out.iterdir())):
-        raise OutputError(
-            f"{out}: exists and is not a bgbias index; choose another --out or remove it"
-        )
 
 
 def _prefetched(pool: ThreadPoolExecutor, batches, prepare, lookahead: int = 2) -> Iterator:
@@ -148,8 +146,8 @@ def build_index(
     budget of an ``ivfpq`` index."""
     kind = INDEX_TYPES.get(index_type)
     out = Path(out)
+    check_output(out, "index")  # an index's own folder, or a new or empty one: before all else
     ensure_writable_dir(out.parent)
-    _check_replaceable(out)
     if milvus is not None:
         from .milvus_store import connect, resolve_uri
 
@@ -383,7 +381,13 @@ def _collect(cat, chunks: int, chunk_file):
 
 
 def _install(work: Path, out: Path) -> None:
-    """Put the finished build folder at ``out``, replacing an older index there."""
+    """Put the finished build folder at ``out``, replacing an older index there; files the
+    build did not write (a user's notes) move into the new folder first."""
+    mark_output(work, "index")
+    if out.is_dir():
+        for entry in out.iterdir():
+            if entry.name not in INDEX_OUTPUTS and not os.path.lexists(work / entry.name):
+                os.replace(entry, work / entry.name)
     aside = move_aside(out) if out.exists() else None
     os.replace(work, out)
     if aside is not None:
