@@ -14,6 +14,7 @@ from bgbias.data.datasets import FolderDataset
 from bgbias.data.transforms import PairedTransform
 from bgbias.errors import ConfigError
 from bgbias.models import build_model
+from bgbias.outputs import claim_output
 
 
 def checkpoint_like(path: str, seed: int, label: str = "Triplet + BGAugment") -> TorchEmbedder:
@@ -99,9 +100,8 @@ def test_non_utf8_file_names_and_leftovers(folder_dataset, tmp_path):
     name = os.fsdecode(b"caf\xe9.png")  # Latin-1 bytes: not UTF-8
     os.rename(images / "000.png", images / name)
     os.rename(folder_dataset / "masks" / "c4" / "000.png", folder_dataset / "masks" / "c4" / name)
-    out = tmp_path / "att"
-    out.mkdir()
-    (out / ".x.csv.abc.tmp").write_text("half")  # what a killed atomic write leaves
+    out = claim_output(tmp_path / "att", "attention")  # a killed attention job's folder:
+    (out / ".x.csv.abc.tmp").write_text("half")  # what its killed atomic write leaves
     (key,) = run([checkpoint_like("r/checkpoints/best.ckpt", 0)], folder_dataset, out)
     assert not (out / ".x.csv.abc.tmp").exists()
     assert f"c4/{name}" in read_scores(out / f"{key}.csv")
@@ -115,16 +115,15 @@ def test_figure_shows_every_model_on_the_same_images(folder_dataset, tmp_path):
 
 
 def test_other_jobs_temporary_folders_are_left_alone(folder_dataset, tmp_path):
-    out = tmp_path / "att"
+    out = claim_output(tmp_path / "att", "attention")  # jobs writing beside its subfolders:
     others = [
         out / ".shop.building" / "plan.json",  # `bgbias index --out att/shop` at work
         out / ".bench.partial-1a2b3c" / "benchmark.json",  # `bgbias data generate att/bench`
         out / ".idx.replaced-4d5e6f" / "manifest.json",
     ]
     for path in others:
-        path.parent.mkdir(parents=True)
+        path.parent.mkdir()
         path.write_text("in use")
-    (out / ".bgbias-output.json").write_text('{"kind": "attention", "version": 1}')
     run([checkpoint_like("r/checkpoints/best.ckpt", 0)], folder_dataset, out)
     assert all(path.read_text() == "in use" for path in others)
 

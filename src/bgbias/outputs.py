@@ -104,8 +104,9 @@ def marker_kind(folder: str | os.PathLike) -> str | None:
     return saved.get("kind") if isinstance(saved, dict) else None
 
 
-def _used(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if not p.name.startswith(OWN_PREFIX))
+def contents(folder: str | os.PathLike) -> list[str]:
+    """The names in ``folder`` that make it used (bgbias's marker, locks and stages do not)."""
+    return sorted(p.name for p in Path(folder).iterdir() if not p.name.startswith(OWN_PREFIX))
 
 
 def _other_kind(out: Path, found: str, kind: str) -> str:
@@ -128,7 +129,7 @@ def check_output(path: str | os.PathLike, kind: str) -> Path:
     if found == kind:
         return out
     try:
-        used = _used(out)
+        used = contents(out)
     except OSError as exc:
         raise OutputError(f"{out}: cannot be read ({exc.strerror or exc})") from None
     if found is not None:
