@@ -83,7 +83,16 @@ def _is_demo(folder: Path) -> bool:
 
 
 def _is_reproduction(folder: Path) -> bool:
-    return any(_json(cell) is not None for cell in folder.glob("*/cell.json"))
+    """Its status table (rows naming a preset and a state) or a cell (OUT/<dataset>/<loss>/
+    <mode>/cell.json)."""
+    rows = _json(folder / "status.json")
+    if (
+        isinstance(rows, list)
+        and rows
+        and all(isinstance(row, dict) and {"preset", "state"} <= row.keys() for row in rows)
+    ):
+        return True
+    return any(isinstance(_json(cell), dict) for cell in folder.glob("*/*/*/cell.json"))
 
 
 # kind -> how an older bgbias's folder of that kind is recognised (None: no older layout)
