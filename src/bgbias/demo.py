@@ -74,6 +74,9 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     resolve_source(trainings["base"].backgrounds.source)
     out = check_output(config.out, "demo")
     root = check_output(out / "benchmark", "benchmark")
+    for mode in modes:  # each stage's own folder, checked now rather than minutes in
+        check_output(out / "runs" / mode, "train")
+    check_output(out / "attention", "attention")
     claim_output(out, "demo")
     steps = 6
     if benchmark_matches(root, config.benchmark):
