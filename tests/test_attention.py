@@ -3,6 +3,7 @@
 import json
 import os
 
+import numpy as np
 import pytest
 import torch
 from pytorch_metric_learning.distances import CosineSimilarity
@@ -107,11 +108,29 @@ def test_non_utf8_file_names_and_leftovers(folder_dataset, tmp_path):
     assert f"c4/{name}" in read_scores(out / f"{key}.csv")
 
 
-def test_figure_shows_every_model_on_the_same_images(folder_dataset, tmp_path):
+def test_figure_shows_every_model_on_the_same_images(folder_dataset, tmp_path, drawn_figures):
     a = checkpoint_like("a/checkpoints/best.ckpt", 0, "Contrastive")
     b = checkpoint_like("b/checkpoints/best.ckpt", 1, "Contrastive + BGAugment")
-    run([a, b], folder_dataset, tmp_path / "att", figures=2, limit=2)
+    # the figure's two images are the two scored ones (one seed draws both)
+    keys = run([a, b], folder_dataset, tmp_path / "att", figures=2, limit=2)
     assert (tmp_path / "att" / "attribution.png").stat().st_size > 0
+    figure = drawn_figures["attribution.png"]
+    *cells, colour_bar = figure.axes
+    grid = [cells[0:3], cells[3:6]]  # two images: the image, then each model's map over it
+    assert [ax.get_title() for ax in grid[0]] == ["image", "Contrastive", "Contrastive + BGAugment"]
+    assert colour_bar.get_ylabel() == "attribution (SmoothGrad, normalised)"
+    for row in grid:
+        photo = row[0].get_images()[0].get_array()
+        # under each map the image itself (darkened): every column shows the same image
+        for ax in row[1:]:
+            assert np.allclose(ax.get_images()[0].get_array(), photo * 0.35)
+        first, second = (ax.get_images()[1].get_array() for ax in row[1:])
+        assert not np.allclose(first, second)  # each model's own map
+    # the scores under the maps are the models' scores of these images in their CSVs
+    for column, key in enumerate(keys, start=1):
+        shown = sorted(float(row[column].get_xlabel().removeprefix("score ")) for row in grid)
+        saved = read_scores(tmp_path / "att" / f"{key}.csv").values()
+        assert shown == sorted(round(v, 2) for v in saved), key
 
 
 def test_other_jobs_temporary_folders_are_left_alone(folder_dataset, tmp_path):

@@ -2,20 +2,25 @@
 
 import json
 import os
+import re
 import shutil
 
 import pytest
 import torch
+from matplotlib.colors import to_hex
 from torch import nn
 
 from bgbias.adapters import AdapterOptions
 from bgbias.auditing import AuditConfig, run_audit
+from bgbias.auditing.figures import MARK_COLOURS
 from bgbias.cli import main
 from bgbias.errors import ModelOutputError
-from tests.helpers import write_folder_dataset
+from tests.helpers import bar_heights, write_folder_dataset
 
 INSTANCE = {"hit_at_1", "mean_rank", "cosine_mean"}
 LABEL = {"map_at_r", "precision_at_1", "r_precision"}
+# the frame colours (Okabe-Ito) as report.html's figure caption names them
+COLOUR_NAMES = {"#0072B2": "dark blue", "#56B4E9": "light blue", "#E69F00": "orange"}
 
 
 class Net(nn.Module):
@@ -50,7 +55,7 @@ def audit(tmp_path, models, images, **kwargs):
     return run_audit(config)
 
 
-def test_audit_json_schema_with_labels_and_two_models(tmp_path):
+def test_audit_json_schema_with_labels_and_two_models(tmp_path, drawn_figures):
     root = write_folder_dataset(tmp_path / "ds", {"a": 4, "b": 4, "c": 3}, size=(72, 64))
     script = torchscript_model(tmp_path / "net.pt")
     result = audit(tmp_path, ["small_cnn", script], root, attention=2, worst=3)
@@ -95,6 +100,76 @@ def test_audit_json_schema_with_labels_and_two_models(tmp_path):
         assert (out / name).stat().st_size > 0, name
     report = (out / "report.md").read_text()
     assert "## Verdicts" in report and script in json.dumps(saved["models"][script]["model"])
+    assert_figures_show(saved, drawn_figures, out)
+
+
+def assert_figures_show(saved, drawn_figures, out):
+    """The audit's figures show the numbers of its audit.json, and report.html's caption names
+    the grids' frame colours."""
+    models = list(saved["models"].values())
+    labels = [model["label"] for model in models]
+    varied = [c for c in saved["conditions"] if c != "original"]
+
+    def numbers(family, metric, conditions):
+        return [[m["conditions"][c][family][metric] for c in conditions] for m in models]
+
+    # conditions.png: per panel a bar per model and condition, at the audit's value
+    bars = drawn_figures["conditions.png"]
+    hit, cosine, map_at_r = bars.axes
+    assert [t.get_text() for t in hit.get_xticklabels()] == varied
+    assert bar_heights(hit) == [pytest.approx(v) for v in numbers("instance", "hit_at_1", varied)]
+    assert bar_heights(cosine) == [
+        pytest.approx(v) for v in numbers("instance", "cosine_mean", varied)
+    ]
+    everything = saved["conditions"]
+    assert bar_heights(map_at_r) == [
+        pytest.approx(v) for v in numbers("symmetric", "map_at_r", everything)
+    ]
+    chance = [line.get_ydata()[0] for line in hit.get_lines() if line.get_linestyle() == "--"]
+    assert chance == [pytest.approx(saved["chance_hit_at_1"])]
+    assert [t.get_text() for t in map_at_r.get_legend().get_texts()] == labels
+
+    # blend.png: per model a line through (alpha, value) of its blend
+    curves = drawn_figures["blend.png"]
+    for ax, (family, metric) in zip(
+        curves.axes,
+        [("instance", "hit_at_1"), ("instance", "cosine_mean"), ("symmetric", "map_at_r")],
+        strict=True,
+    ):
+        lines = [(list(line.get_xdata()), list(line.get_ydata())) for line in ax.get_lines()]
+        expected = [
+            ([b["alpha"] for b in m["blend"]], [b[family][metric] for b in m["blend"]])
+            for m in models
+        ]
+        assert lines == [(a, pytest.approx(v)) for a, v in expected], metric
+    assert [t.get_text() for t in curves.axes[-1].get_legend().get_texts()] == labels
+
+    # retrieval_grid_N.png: a row per worst query of the audit, each result framed in its mark's
+    # colour and captioned with the same mark
+    for n, model in enumerate(models, start=1):
+        grid = drawn_figures[f"retrieval_grid_{n}.png"]
+        assert grid.get_suptitle() == model["label"]
+        rows = [ax for ax in grid.axes if ax.get_title(loc="left")]
+        expected = [
+            f"{condition}: {entry['image']} (cos {entry['cosine']:.2f})"
+            for condition in ("mixed_rand", "only_bg")
+            for entry in model["worst"][condition][:4]
+        ]
+        assert [ax.get_title(loc="left") for ax in rows] == expected
+        colours = {"its original": MARK_COLOURS["own"], "same class": MARK_COLOURS["class"]}
+        colours["wrong"] = MARK_COLOURS["wrong"]
+        results = [ax for ax in grid.axes if re.match(r"\d+\. ", ax.get_xlabel())]
+        assert len(results) == 5 * len(expected)  # top-5 of every row
+        for ax in results:
+            mark = ax.get_xlabel().split(". ", 1)[1]
+            frame = {to_hex(spine.get_edgecolor()) for spine in ax.spines.values()}
+            assert frame == {colours[mark].lower()}, ax.get_xlabel()
+            assert ax.get_images()[0].get_array().std() > 0  # a photo, not a blank cell
+    html = (out / "report.html").read_text()
+    (caption,) = re.findall(r"<img alt='retrieval_grid_1'[^>]*><figcaption>(.*?)<", html)
+    for mark, colour in MARK_COLOURS.items():
+        assert COLOUR_NAMES[colour] in caption, (mark, caption)
+    assert "green" not in caption and "red" not in caption
 
 
 def test_flat_folder_gives_instance_metrics_only(tmp_path):

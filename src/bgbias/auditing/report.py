@@ -278,9 +278,9 @@ def write_reports(audit: dict[str, Any], grids: dict[str, Grid], out: Path) -> N
         retrieval_grid(grid.rows, grid.gallery, folder / f"{name}.png", label)
         figures[name] = (
             f"{label}: its worst queries under mixed_rand and only_bg with their "
-            "top results among the originals (green frame: the query's own "
-            "original, light green: same class, red: wrong). Under only_bg a "
-            "green result means the image was found from its background alone."
+            "top results among the originals (dark blue frame: the query's own "
+            "original, light blue: same class, orange: wrong). Under only_bg a "
+            "dark blue result means the image was found from its background alone."
         )
     write_text(out / "report.md", _markdown(audit, figures))
     write_text(out / "report.html", _html(audit, figures, out, grids))

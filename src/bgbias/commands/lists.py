@@ -57,7 +57,7 @@ KINDS = {
     "background-sets": _described(
         "bgbias.data.background_sets.BACKGROUND_SETS", lambda s: s.description
     ),
-    "launchers": _described("bgbias.reproduce.launchers.LAUNCHERS", lambda s: s.description),
+    "launchers": _described("bgbias.launch.launchers.LAUNCHERS", lambda s: s.description),
     "index-types": _described("bgbias.search.index.INDEX_TYPES", lambda t: t.description),
     "export-formats": _described("bgbias.export.EXPORT_FORMATS", lambda f: ", ".join(f.suffixes)),
     "published": _published,

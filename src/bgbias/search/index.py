@@ -59,7 +59,7 @@ def options_json(options) -> dict[str, Any]:
     return values
 
 
-def _options_from_json(values: dict[str, Any]) -> dict[str, Any]:
+def options_from_json(values: dict[str, Any]) -> dict[str, Any]:
     return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
 
 
@@ -230,7 +230,7 @@ class SearchIndex:
 
         model = self.manifest["model"]
         if options is None:
-            options = AdapterOptions(**_options_from_json(model.get("options") or {}))
+            options = AdapterOptions(**options_from_json(model.get("options") or {}))
         embedder = load_embedder(self.model_spec, options)
         built, now = model.get("sha256"), embedder.describe().get("sha256")
         rebuild = "rebuild the index with `bgbias index`"
