@@ -74,7 +74,8 @@ def test_errors_are_one_line_messages_not_tracebacks(tmp_path, capsys):
 def test_generate_refuses_non_empty_folder(tmp_path, capsys):
     (tmp_path / "x.txt").write_text("keep")
     assert main(["data", "generate", str(tmp_path)]) == 1
-    assert "not empty" in capsys.readouterr().err
+    assert "holds files bgbias did not write (x.txt)" in capsys.readouterr().err
+    assert (tmp_path / "x.txt").read_text() == "keep"
 
 
 def test_split_command(tmp_path, capsys):

@@ -117,3 +117,14 @@ def test_missing_background_folder(folder_dataset, tmp_path, capsys):
         == 1
     )
     assert "background folder has no images" in capsys.readouterr().err
+
+
+def test_a_bad_input_makes_no_output_folder(tmp_path, capsys):
+    out = tmp_path / "results" / "small.json"
+    args = ["evaluate", "small_cnn", "--untrained", "--dataset", "folder", "--out", str(out)]
+    assert main([*args, "--root", str(tmp_path / "nodata")]) == 1
+    assert "nodata" in capsys.readouterr().err
+    assert not (tmp_path / "results").exists()
+    (tmp_path / "results.json").mkdir()
+    assert main([*args[:-1], str(tmp_path / "results.json"), "--root", str(tmp_path)]) == 1
+    assert "results.json: is a folder; evaluate writes a file there" in capsys.readouterr().err

@@ -29,7 +29,7 @@ from .data.datasets import MASKS_HINT, IndexedDataset, MaskedImageDataset
 from .data.registry import open_split
 from .data.transforms import PairedTransform
 from .devices import resolve_device
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, OutputError
 from .io import ensure_writable_dir, write_json
 from .metrics import METRIC_NAMES, Distance, retrieval_metrics
 from .progress import progress_bar
@@ -228,7 +228,8 @@ def evaluate_model(
             f"{embedder.spec}: not a bgbias checkpoint; pass --dataset, --root, --out"
         )
     out = Path(out)
-    ensure_writable_dir(out.parent)
+    if out.is_dir():
+        raise OutputError(f"{out}: is a folder; evaluate writes a file there (name a .json)")
     if repeats > 0:
         resolve_source(backgrounds)  # a photo set not fetched stops here, before any data
     recipe = embedder.recipe
@@ -249,6 +250,7 @@ def evaluate_model(
             seed=background_seed,
             count=background_count,
         )["test"]
+    ensure_writable_dir(out.parent)  # every input checked: only now is a folder made
     measured = (
         FusedEmbedder(embedder, remover, rule)
         if rule is not None

@@ -1,6 +1,7 @@
 """`bgbias audit` end to end on tiny folders: the audit.json schema, fallbacks, the report."""
 
 import json
+import os
 import re
 import shutil
 
@@ -40,10 +41,10 @@ def torchscript_model(path, nan=False):
 
 
 def audit(tmp_path, models, images, **kwargs):
+    kwargs.setdefault("out", tmp_path / "out")
     config = AuditConfig(
         models=models,
         images=images,
-        out=tmp_path / "out",
         repeats=2,
         blend_steps=3,
         batch_size=5,
@@ -216,7 +217,7 @@ def test_a_failed_audit_leaves_the_previous_complete_report(tmp_path):
         if p.is_file() and not p.name.startswith(".")
     }
     assert after == before  # the old report, whole and unchanged
-    assert not list(out.glob(".audit.partial-*"))  # nothing half-built left beside it
+    assert not list(out.glob(".bgbias-stage-*"))  # nothing half-built left beside it
 
 
 def test_cli_audit_prints_verdicts_and_list_models_shows_the_forms(tmp_path, capsys):
@@ -299,3 +300,90 @@ def test_audit_json_names_the_distance_the_models_loss_compares_by(tmp_path, los
     assert main(["audit", *args, "--blend-steps", "2"]) == 0
     (saved,) = json.loads((out / "audit.json").read_text())["models"].values()
     assert saved["distance"] == distance
+
+
+def _tree(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def _user_folder(folder):
+    """A folder of the user's own work that happens to use the audit's output names."""
+    (folder / "figures").mkdir(parents=True)
+    (folder / "figures" / "conditions.png").write_bytes(b"my own plot")
+    (folder / "report.md").write_text("my thesis chapter")
+    (folder / "notes.txt").write_text("keep me")
+    return _tree(folder)
+
+
+def test_audit_into_a_folder_of_other_files_is_refused_and_deletes_nothing(tmp_path, capsys):
+    root = write_folder_dataset(tmp_path / "ds", {"a": 3, "b": 3}, size=(64, 64))
+    out = tmp_path / "project"
+    before = _user_folder(out)
+    for model in ("nosuchmodel", "small_cnn"):  # a bad model, then a good one
+        assert main(["audit", model, str(root), "--untrained", "--out", str(out), "-q"]) == 1
+        assert _tree(out) == before
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"bgbias: error: {out}: ") and "\n" not in err, err
+    assert "holds files bgbias did not write" in err and "choose an empty or new folder" in err
+
+
+def test_a_failing_audit_does_not_create_its_out_folder(tmp_path, capsys):
+    root = write_folder_dataset(tmp_path / "ds", {"a": 3, "b": 3}, size=(64, 64))
+    assert main(["audit", "nosuchmodel", str(root), "--out", str(tmp_path / "new"), "-q"]) == 1
+    assert "matches no model form" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_full_disk_during_a_rerun_keeps_the_previous_report(tmp_path, monkeypatch):
+    import errno
+
+    import bgbias.auditing.save as save
+
+    root = write_folder_dataset(tmp_path / "ds", {"a": 3, "b": 3}, size=(64, 64))
+    audit(tmp_path, ["small_cnn"], root)
+    out = tmp_path / "out"
+    before = _tree(out)
+    assert {"audit.json", "report.md", "report.html"} <= {str(p) for p in before}
+
+    def full_disk(audit, grids, folder):
+        (folder / "report.md").write_text("half a rep")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(save, "write_reports", full_disk)
+    with pytest.raises(OSError):
+        audit(tmp_path, ["small_cnn"], root, seed=1)
+    assert _tree(out) == before
+    assert not [p for p in out.iterdir() if p.name.startswith(".bgbias-stage-")]
+
+
+def test_an_audit_leaves_other_jobs_temporary_folders_alone(tmp_path):
+    root = write_folder_dataset(tmp_path / "ds", {"a": 3, "b": 3}, size=(64, 64))
+    audit(tmp_path, ["small_cnn"], root)
+    out = tmp_path / "out"
+    others = [
+        out / ".shop.building" / "plan.json",  # `bgbias index --out OUT/shop` at work
+        out / ".bench.partial-1a2b3c" / "benchmark.json",  # `bgbias data generate OUT/bench`
+        out / ".idx.replaced-4d5e6f" / "manifest.json",
+        out / f".bgbias-stage-audit-{os.getppid()}-0a0b" / "audit.json",  # a live process's
+        out / f".bgbias-stage-index-{os.getppid()}-0c0d" / "manifest.json",  # another kind's
+    ]
+    for path in others:
+        path.parent.mkdir()
+        path.write_text("in use")
+    audit(tmp_path, ["small_cnn"], root, seed=1)
+    assert all(path.read_text() == "in use" for path in others)
+
+
+def test_a_run_or_audit_never_writes_into_an_index_folder(tmp_path):
+    from bgbias.errors import OutputError
+    from bgbias.search.build import build_index
+    from tests.helpers import write_checkpoint
+
+    root = write_folder_dataset(tmp_path / "ds", {"a": 3, "b": 3}, size=(64, 64))
+    index = tmp_path / "index"
+    model = str(write_checkpoint(tmp_path / "m.ckpt"))
+    build_index(model, root, index, device="cpu", progress=False)
+    before = _tree(index)
+    with pytest.raises(OutputError, match=f"{index}: holds a bgbias index output"):
+        audit(tmp_path, ["small_cnn"], root, out=index)
+    assert _tree(index) == before

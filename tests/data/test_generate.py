@@ -83,15 +83,22 @@ def test_home_scene_is_a_per_class_shortcut(tmp_path):
 
 
 def test_refuses_to_overwrite_without_permission(tmp_path):
+    from bgbias.errors import OutputError
+
     (tmp_path / "g").mkdir()
     (tmp_path / "g" / "keep.txt").write_text("user data")
+    for overwrite in (False, True):  # --overwrite replaces a benchmark, never a user's folder
+        with pytest.raises(OutputError, match="g: holds files bgbias did not write"):
+            generate_benchmark(tmp_path / "g", SMALL, overwrite=overwrite)
+    assert [p.name for p in (tmp_path / "g").iterdir()] == ["keep.txt"]
+    generate_benchmark(tmp_path / "b", SMALL)
+    (tmp_path / "b" / "NOTES.md").write_text("what I changed")
     with pytest.raises(DataError, match="not empty"):
-        generate_benchmark(tmp_path / "g", SMALL)
-    assert (tmp_path / "g" / "keep.txt").exists()
-    generate_benchmark(tmp_path / "g", SMALL, overwrite=True)
-    assert not (tmp_path / "g" / "keep.txt").exists()
-    # no temporary or replaced folder left behind, only the (hidden) lock file
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".g.lock", "g"]
+        generate_benchmark(tmp_path / "b", SMALL)
+    generate_benchmark(tmp_path / "b", SMALL, overwrite=True)
+    assert (tmp_path / "b" / "NOTES.md").read_text() == "what I changed"  # carried over
+    # no temporary or replaced folder left behind, only the (hidden) lock files
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".b.lock", "b", "g"]
 
 
 def test_invalid_configs_are_rejected():

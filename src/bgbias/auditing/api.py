@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from ..adapters import AdapterOptions
+from ..outputs import claim_output
 from ..tabular import MISSING, mean_std
 from .compute import compute_audit
 from .figures import Grid
@@ -190,13 +191,26 @@ class AuditResult:
         )
 
 
-def run_config(config: AuditConfig) -> AuditResult:
+def run_config(config: AuditConfig, out: str | os.PathLike | None = None) -> AuditResult:
     """Plan, then compute, the audit ``config`` describes; the users' modules are given back
-    as they were (device, training mode)."""
+    as they were (device, training mode). With ``out``: OUT is checked before anything else,
+    claimed (:func:`bgbias.outputs.claim_output`) only once every input is checked, made
+    masks go to OUT/masks (unless ``mask_cache`` says otherwise), and the result is saved
+    there."""
+    if out is not None:
+        out = prepare_out(out)
+        if config.mask_cache is None:
+            config = copy.copy(config)
+            config.mask_cache = out / "masks"
     with restored(config.models):
         plan = plan_audit(config)
+        if out is not None:
+            claim_output(out, "audit")
         audit, grids = compute_audit(plan)
-    return AuditResult(audit, grids)
+    result = AuditResult(audit, grids)
+    if out is not None:
+        result.save(out)
+    return result
 
 
 def audit(
@@ -227,9 +241,11 @@ def audit(
     batch_size: int = 64,
     device: str | torch.device = "auto",
     progress: bool = True,
+    out: str | os.PathLike | None = None,
 ) -> AuditResult:
     """Audit ``models`` on the images under ``images``; nothing is written (but masks that
-    ``mask_model`` makes, cached) until ``.save(out)``.
+    ``mask_model`` makes, cached) until ``.save(out)``, or, with ``out``, until every input is
+    checked (then OUT is claimed, made masks go to OUT/masks and the result is saved there).
 
     ``models``: one model, a list, or a dict name -> model. A model is a name in any form
     ``bgbias list model-forms`` shows (``"efficientnet_lite0"``, ``"onnx:model.onnx"``, a
@@ -277,19 +293,14 @@ def audit(
         options=options,
         progress=progress,
     )
-    return run_config(config)
+    return run_config(config, out)
 
 
 def run_audit(config: AuditConfig) -> dict[str, Any]:
-    """``config``'s audit saved to ``config.out`` (checked first; made masks of a folder
-    without its own go to OUT/masks); returns the audit.json content."""
-    out = prepare_out(config.out)
-    if config.mask_cache is None:
-        config = copy.copy(config)
-        config.mask_cache = out / "masks"
-    result = run_config(config)
-    result.save(out)
-    return result.to_dict()
+    """``config``'s audit saved to ``config.out`` (checked first, claimed once every input is
+    checked; made masks of a folder without its own go to OUT/masks); returns the audit.json
+    content."""
+    return run_config(config, config.out).to_dict()
 
 
 __all__ = ["AuditResult", "ConditionMetrics", "ModelAudit", "audit", "run_audit"]

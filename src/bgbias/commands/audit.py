@@ -94,9 +94,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from ..auditing.api import audit
-    from ..auditing.save import prepare_out
 
-    out = prepare_out(args.out)  # an unwritable OUT fails before the long work
     result = audit(
         args.models,
         args.images,
@@ -105,7 +103,6 @@ def run(args) -> int:
         image_suffix=args.image_suffix,
         mask_suffix=args.mask_suffix,
         mask_model=args.mask_model,
-        mask_cache=out / "masks",  # masks made for a folder without its own: kept in OUT
         backgrounds=args.backgrounds,
         input_size=args.input_size,
         mean=args.mean,
@@ -122,8 +119,8 @@ def run(args) -> int:
         seed=args.seed,
         batch_size=args.batch_size,
         device=args.device,
+        out=args.out,  # checked first, claimed once every input is; made masks go to OUT/masks
     )
-    result.save(out)
     for name, found in result.verdicts.items():
         print(f"{name}: {found.sentence}")
     for note in result.notes:

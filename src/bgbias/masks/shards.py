@@ -16,6 +16,7 @@ from ..data.layout import mask_file
 from ..io import ensure_writable_dir
 from ..launch import LaunchOptions, ShardedRun, launch_shards
 from .generate import claim_for_model, generate_masks, list_images
+from .predictors import PREDICTORS
 
 JOB_NAME = "bgbias-masks"
 
@@ -58,6 +59,7 @@ def launch_mask_shards(
     :func:`bgbias.masks.generate.generate_masks` (plain values: a job unpickles them)."""
     images_dir, masks_dir = Path(images_dir).resolve(), Path(masks_dir).resolve()
     list_images(images_dir, masks_dir)  # a missing image folder fails here, not in every job
+    PREDICTORS.get(model)  # so does an unknown model, before the mask folder is touched
     ensure_writable_dir(masks_dir)
     claim_for_model(masks_dir, model)  # masks of another model fail now, not in the jobs
     task = functools.partial(

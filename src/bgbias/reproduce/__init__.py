@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import compose
-from ..io import ensure_writable_dir
 from ..launch import LAUNCHERS, Batch, LaunchOptions, SlurmOptions
+from ..outputs import check_output, claim_output
 from .cell import allow_runs, run_cell, terminate_children
 from .plan import STAGES, Cell, find_cells, parse_stages, plan_cells
 from .state import (
@@ -66,6 +66,7 @@ def reproduce(
     those not finished. The launcher, the configs and the photo sets are checked before
     anything is written; ``dry_run`` writes nothing and returns the plan."""
     options = options or LaunchOptions()
+    check_output(out, "reproduce")  # a reproduction's own folder, or a new or empty one
     spec = LAUNCHERS.get(launcher)
     spec.check(options)
     cells = plan_cells(pattern, out, overrides, parse_stages(stages), repeats, attention_limit)
@@ -84,7 +85,7 @@ def reproduce(
         return Reproduction(
             cells, todo, skipped, plan=_plan_text(cells, todo, skipped, spec, batch, options)
         )
-    ensure_writable_dir(out)
+    claim_output(out, "reproduce")
     for cell in cells:
         _save(cell)
     if todo:

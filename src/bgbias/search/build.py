@@ -33,6 +33,7 @@ from ..adapters import AdapterOptions, Embedder, load_embedder
 from ..devices import resolve_device
 from ..errors import ConfigError, DataError, OutputError
 from ..io import ensure_writable_dir, move_aside, remove_tree
+from ..outputs import MARKER, check_output, mark_output
 from ..progress import progress_bar
 from ..removal import BackgroundRemover, load_remover
 from .catalogue import CatalogueItem, read_catalogue
@@ -49,14 +50,25 @@ from .chunks import (
     shard_chunks,
     unfinished_shards,
 )
+from .faiss_store import FAISS_FILES
 from .images import model_input, model_view, open_photo, view_pixels, write_thumbnail
-from .index import INDEX_TYPES, MANIFEST, THUMBS, model_probe, options_json, write_index_files
+from .index import (
+    INDEX_TYPES,
+    ITEMS,
+    MANIFEST,
+    THUMBS,
+    model_probe,
+    options_json,
+    write_index_files,
+)
 from .store import store_class
 
 log = logging.getLogger(__name__)
 CHUNK_SIZE = 512
 THUMB_SIZE = 128
 STEPS = ("all", "plan", "shard", "merge")
+# what a build writes into OUT (anything else there is the user's, and kept by a rebuild)
+INDEX_OUTPUTS = {MANIFEST, ITEMS, THUMBS, PLAN, "chunks", MARKER, *FAISS_FILES.values()}
 LOCK_WAIT = 120  # seconds a shard waits for a sibling checking the plan (not for a whole build)
 WRITE_FAILURES = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS}  # no room to write
 DEFAULT_MASK_MODEL = "u2netp"  # of a Milvus index's foreground vectors when none is named
@@ -77,13 +89,6 @@ def absolute_spec(spec: str) -> str:
         if path and Path(path).exists():
             return f"{prefix}:{Path(path).resolve()}{suffix}"
     return spec
-
-
-def _check_replaceable(out: Path) -> None:
-    if out.exists() and not (out / MANIFEST).is_file() and (out.is_file() or any(out.iterdir())):
-        raise OutputError(
-            f"{out}: exists and is not a bgbias index; choose another --out or remove it"
-        )
 
 
 def build_index(
@@ -129,8 +134,8 @@ def build_index(
         raise ConfigError("a build in shards names its model and mask model (each job loads them)")
     kind = INDEX_TYPES.get(index_type)
     out = Path(out)
+    check_output(out, "index")  # an index's own folder, or a new or empty one: before all else
     ensure_writable_dir(out.parent)
-    _check_replaceable(out)
     if milvus is not None:
         from .milvus_store import connect, resolve_uri
 
@@ -394,7 +399,13 @@ def _manifest_index(out: Path) -> dict[str, Any] | None:
 
 
 def _install(work: Path, out: Path) -> None:
-    """Put the finished build folder at ``out``, replacing an older index there."""
+    """Put the finished build folder at ``out``, replacing an older index there; files the
+    build did not write (a user's notes) move into the new folder first."""
+    mark_output(work, "index")
+    if out.is_dir():
+        for entry in out.iterdir():
+            if entry.name not in INDEX_OUTPUTS and not os.path.lexists(work / entry.name):
+                os.replace(entry, work / entry.name)
     aside = move_aside(out) if out.exists() else None
     os.replace(work, out)
     if aside is not None:
