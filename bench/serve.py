@@ -8,7 +8,7 @@ The served index has --items entries: the real embeddings of --build-items gener
 (indexed with `bgbias index`, the build being timed) repeated with a little noise, since faiss's
 flat search costs the same whatever the values. Queries are real photos (the 20 shared CUB
 images) when ../shared has them. The background-removal rows need u2netp
-(`bgbias models fetch u2netp`; $BGBIAS_HOME is honoured) and are skipped without it.
+(`bgbias mask-weights fetch u2netp`; $BGBIAS_HOME is honoured) and are skipped without it.
 """
 
 from __future__ import annotations

@@ -12,12 +12,42 @@ from tests.helpers import write_folder_dataset
 DOWNLOADABLE = {"u2netp"}  # u2net is 176 MB: only used when already provisioned
 
 
+@pytest.fixture(autouse=True)
+def own_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test runs in its own empty folder: a command's default output (``runs/``,
+    ``audit/``, ``bgbias-demo/``, ...) lands there, never in the checkout, and no test can pass
+    only because another left files behind. Tests reach the repository through ``REPO``
+    (tests/helpers.py)."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
 @pytest.fixture
 def folder_dataset(tmp_path: Path) -> Path:
     """6 classes x 4 images, split 2/2/2, with masks."""
     classes = {f"c{i}": 4 for i in range(6)}
     splits = {"train": ["c0", "c1"], "val": ["c2", "c3"], "test": ["c4", "c5"]}
     return write_folder_dataset(tmp_path / "ds", classes, splits=splits)
+
+
+@pytest.fixture
+def drawn_figures(monkeypatch: pytest.MonkeyPatch) -> dict:
+    """``{file name: matplotlib Figure}`` of every figure bgbias saves during the test, as drawn:
+    its bars, lines, labels and panels are what a reader of the PNG sees. The PNGs are still
+    written."""
+    import bgbias.auditing.figures as audit_figures
+    import bgbias.report.figures as report_figures
+
+    drawn = {}
+    save = report_figures.save_figure
+
+    def recording(fig, path, dpi, layout=True):
+        drawn[Path(path).name] = fig
+        return save(fig, path, dpi, layout)
+
+    for module in (report_figures, audit_figures):
+        monkeypatch.setattr(module, "save_figure", recording)
+    return drawn
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import functools
 import http.server
@@ -13,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+REPO = Path(__file__).resolve().parents[1]  # the checkout: tests run in their own folder
 # ../shared/data beside the checkout (the lead's), or beside the worktrees' folder (helpers')
 SHARED = next(
     (p / "shared" / "data" for p in Path(__file__).resolve().parents if (p / "shared").is_dir()),
@@ -192,3 +194,123 @@ def write_checkpoint(
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"hyper_parameters": hparams, "state_dict": state}, path)
     return path
+
+
+def command_parsers(parser=None) -> dict[tuple[str, ...], argparse.ArgumentParser]:
+    """Every (sub)command of ``bgbias`` by its words (``("data", "split")``; ``()`` is
+    ``bgbias`` itself) and its argparse parser."""
+    from bgbias.cli import build_parser
+
+    found = {}
+    pending = [((), parser or build_parser())]
+    while pending:
+        words, current = pending.pop()
+        found[words] = current
+        for action in current._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                pending += [((*words, name), sub) for name, sub in action.choices.items()]
+    return found
+
+
+def bar_heights(ax) -> list[list[float]]:
+    """The heights of each ``ax.bar`` call's bars on a matplotlib Axes, in drawing order."""
+    from matplotlib.container import BarContainer
+
+    return [[bar.get_height() for bar in c] for c in ax.containers if isinstance(c, BarContainer)]
+
+
+def texts_of(fig) -> list[str]:
+    """Every text a figure shows: titles, axis and tick labels, legends, free text."""
+    from matplotlib.text import Text
+
+    return [t.get_text() for t in fig.findobj(Text) if t.get_text()]
+
+
+FAKE_SBATCH = """#!/bin/sh
+# keeps each script as submitted-N.sh and answers with job 4242+N; runs nothing
+dir="$(dirname "$0")"
+n=$(ls "$dir" | grep -c '^submitted-.*\\.sh$')
+cp "$1" "$dir/submitted-$n.sh"
+echo $((4242 + n)) > "$dir/submitted-$n.id"
+echo "Submitted batch job $((4242 + n))"
+"""
+FAKE_SRUN = """#!/bin/sh
+# runs its command here, without srun's own options
+while [ $# -gt 0 ]; do
+  case "$1" in --output|--error) shift 2;; --*) shift;; *) break;; esac
+done
+exec "$@"
+"""
+
+
+def fake_slurm(folder: Path) -> Path:
+    """`sbatch` and `srun` in ``folder`` (put it first on the PATH): sbatch keeps each script
+    and answers with a job id; :func:`run_slurm_jobs` then runs them, as a cluster would."""
+    import stat
+
+    folder.mkdir()
+    for name, text in (("sbatch", FAKE_SBATCH), ("srun", FAKE_SRUN)):
+        (folder / name).write_text(text)
+        (folder / name).chmod((folder / name).stat().st_mode | stat.S_IEXEC)
+    return folder
+
+
+def run_slurm_jobs(folder: Path, lost: tuple[int, ...] = ()) -> int:
+    """Run every array task of the scripts the fake sbatch in ``folder`` kept and has not run,
+    one after another, with SLURM's environment; the tasks of index ``lost`` never run (their
+    node died). Returns how many tasks ran."""
+    import os
+    import re
+    import subprocess
+
+    ran = 0
+    for script in sorted(folder.glob("submitted-*.sh")):
+        done = script.with_suffix(".ran")
+        if done.exists():
+            continue
+        job = script.with_suffix(".id").read_text().strip()
+        array = re.search(r"^#SBATCH --array=(\d+)-(\d+)", script.read_text(), re.M)
+        tasks = range(int(array[1]), int(array[2]) + 1) if array else [None]
+        for task in tasks:
+            if task in lost:
+                continue
+            env = dict(os.environ, SLURM_JOB_ID=job, SLURM_NTASKS="1", SLURM_JOB_NUM_NODES="1")
+            env |= {"SLURM_NODEID": "0", "SLURM_PROCID": "0", "SLURM_LOCALID": "0"}
+            env |= {"SLURM_JOB_NODELIST": "localhost", "SUBMITIT_EXECUTOR": "slurm"}
+            if task is not None:
+                env |= {"SLURM_ARRAY_JOB_ID": job, "SLURM_ARRAY_TASK_ID": str(task)}
+            subprocess.run(["bash", str(script)], env=env, check=False, capture_output=True)
+            ran += 1
+        done.write_text("")
+    return ran
+
+
+def register_background_set(tmp_path: Path, monkeypatch, name: str, description: str) -> list:
+    """A background set ``name`` (in place of the registered ones, ``paper`` included) whose
+    manifest lists a small photo copy in the paper's layout (3 val, 2 test) at
+    ``tmp_path/copy``; ``$BGBIAS_HOME`` is ``tmp_path/home``. Returns the manifest entries."""
+    import hashlib
+
+    from bgbias.data import background_sets
+    from bgbias.registry import Registry
+
+    monkeypatch.setenv("BGBIAS_HOME", str(tmp_path / "home"))
+    files = []
+    rng = np.random.default_rng(0)
+    for split, count in (("val", 3), ("test", 2)):
+        (tmp_path / "copy" / split).mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            path = tmp_path / "copy" / split / f"photo-{split}-{i}.jpeg"
+            Image.fromarray(rng.integers(0, 255, (30, 40, 3), dtype=np.uint8)).save(path)
+            data = path.read_bytes()
+            digest = hashlib.sha256(data).hexdigest()
+            files.append(background_sets.BackgroundFile(split, path.name, len(data), digest))
+
+    class LocalSet(background_sets.BackgroundSet):
+        def files(self):
+            return files
+
+    registry = Registry("background set")
+    registry.register(name, LocalSet(name, description, "-", "{split}/{name}"))
+    monkeypatch.setattr(background_sets, "BACKGROUND_SETS", registry)
+    return files

@@ -3,6 +3,7 @@
 import json
 import os
 
+import numpy as np
 import pytest
 import torch
 from pytorch_metric_learning.distances import CosineSimilarity
@@ -14,6 +15,7 @@ from bgbias.data.datasets import FolderDataset
 from bgbias.data.transforms import PairedTransform
 from bgbias.errors import ConfigError
 from bgbias.models import build_model
+from bgbias.outputs import claim_output
 
 
 def checkpoint_like(path: str, seed: int, label: str = "Triplet + BGAugment") -> TorchEmbedder:
@@ -99,16 +101,58 @@ def test_non_utf8_file_names_and_leftovers(folder_dataset, tmp_path):
     name = os.fsdecode(b"caf\xe9.png")  # Latin-1 bytes: not UTF-8
     os.rename(images / "000.png", images / name)
     os.rename(folder_dataset / "masks" / "c4" / "000.png", folder_dataset / "masks" / "c4" / name)
-    out = tmp_path / "att"
-    out.mkdir()
-    (out / ".x.csv.abc.tmp").write_text("half")  # what a killed atomic write leaves
+    out = claim_output(tmp_path / "att", "attention")  # a killed attention job's folder:
+    (out / ".x.csv.abc.tmp").write_text("half")  # what its killed atomic write leaves
     (key,) = run([checkpoint_like("r/checkpoints/best.ckpt", 0)], folder_dataset, out)
     assert not (out / ".x.csv.abc.tmp").exists()
     assert f"c4/{name}" in read_scores(out / f"{key}.csv")
 
 
-def test_figure_shows_every_model_on_the_same_images(folder_dataset, tmp_path):
+def test_figure_shows_every_model_on_the_same_images(folder_dataset, tmp_path, drawn_figures):
     a = checkpoint_like("a/checkpoints/best.ckpt", 0, "Contrastive")
     b = checkpoint_like("b/checkpoints/best.ckpt", 1, "Contrastive + BGAugment")
-    run([a, b], folder_dataset, tmp_path / "att", figures=2, limit=2)
+    # the figure's two images are the two scored ones (one seed draws both)
+    keys = run([a, b], folder_dataset, tmp_path / "att", figures=2, limit=2)
     assert (tmp_path / "att" / "attribution.png").stat().st_size > 0
+    figure = drawn_figures["attribution.png"]
+    *cells, colour_bar = figure.axes
+    grid = [cells[0:3], cells[3:6]]  # two images: the image, then each model's map over it
+    assert [ax.get_title() for ax in grid[0]] == ["image", "Contrastive", "Contrastive + BGAugment"]
+    assert colour_bar.get_ylabel() == "attribution (SmoothGrad, normalised)"
+    for row in grid:
+        photo = row[0].get_images()[0].get_array()
+        # under each map the image itself (darkened): every column shows the same image
+        for ax in row[1:]:
+            assert np.allclose(ax.get_images()[0].get_array(), photo * 0.35)
+        first, second = (ax.get_images()[1].get_array() for ax in row[1:])
+        assert not np.allclose(first, second)  # each model's own map
+    # the scores under the maps are the models' scores of these images in their CSVs
+    for column, key in enumerate(keys, start=1):
+        shown = sorted(float(row[column].get_xlabel().removeprefix("score ")) for row in grid)
+        saved = read_scores(tmp_path / "att" / f"{key}.csv").values()
+        assert shown == sorted(round(v, 2) for v in saved), key
+
+
+def test_other_jobs_temporary_folders_are_left_alone(folder_dataset, tmp_path):
+    out = claim_output(tmp_path / "att", "attention")  # jobs writing beside its subfolders:
+    others = [
+        out / ".shop.building" / "plan.json",  # `bgbias index --out att/shop` at work
+        out / ".bench.partial-1a2b3c" / "benchmark.json",  # `bgbias data generate att/bench`
+        out / ".idx.replaced-4d5e6f" / "manifest.json",
+    ]
+    for path in others:
+        path.parent.mkdir()
+        path.write_text("in use")
+    run([checkpoint_like("r/checkpoints/best.ckpt", 0)], folder_dataset, out)
+    assert all(path.read_text() == "in use" for path in others)
+
+
+def test_attention_into_a_folder_of_other_files_is_refused(folder_dataset, tmp_path):
+    from bgbias.errors import OutputError
+
+    out = tmp_path / "thesis"
+    out.mkdir()
+    (out / "summary.md").write_text("my summary")
+    with pytest.raises(OutputError, match=f"{out}: holds files bgbias did not write"):
+        run([checkpoint_like("r/checkpoints/best.ckpt", 0)], folder_dataset, out)
+    assert [p.name for p in out.iterdir()] == ["summary.md"]

@@ -74,7 +74,8 @@ def test_errors_are_one_line_messages_not_tracebacks(tmp_path, capsys):
 def test_generate_refuses_non_empty_folder(tmp_path, capsys):
     (tmp_path / "x.txt").write_text("keep")
     assert main(["data", "generate", str(tmp_path)]) == 1
-    assert "not empty" in capsys.readouterr().err
+    assert "holds files bgbias did not write (x.txt)" in capsys.readouterr().err
+    assert (tmp_path / "x.txt").read_text() == "keep"
 
 
 def test_split_command(tmp_path, capsys):
@@ -108,3 +109,41 @@ def test_unknown_options_are_still_errors(capsys):
         main(["demo", "--nope"])
     assert stop.value.code == 2
     assert "unrecognized arguments: --nope" in capsys.readouterr().err
+
+
+def test_each_word_means_one_thing_and_old_spellings_work_with_a_notice(capsys, monkeypatch):
+    """'models' once meant mask weight files (`bgbias models`), model forms (`bgbias list
+    models`) and the audited models; the first two are renamed, their old spellings still
+    run (a user's scripts keep working) after one line saying what to write instead."""
+    monkeypatch.setenv("BGBIAS_HOME", "/nonexistent-bgbias-home")
+    for new, old, notice in (
+        (
+            ["mask-weights", "list"],
+            ["models", "list"],
+            "`bgbias models` is now `bgbias mask-weights`",
+        ),
+        (
+            ["list", "model-forms"],
+            ["list", "models"],
+            "`bgbias list models` is now `bgbias list model-forms`",
+        ),
+    ):
+        assert main(new) == 0
+        expected = capsys.readouterr()
+        assert expected.out and not expected.err
+        assert main(old) == 0
+        got = capsys.readouterr()
+        assert got.out == expected.out
+        assert got.err.splitlines() == [
+            f"bgbias: warning: {notice}; the old name will be removed in the next release"
+        ]
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    listed = capsys.readouterr().out
+    commands = [line.split()[0] for line in listed.splitlines() if line.startswith("    ")]
+    assert "mask-weights" in commands and "models" not in commands
+    with pytest.raises(SystemExit):
+        main(["list", "--help"])
+    usage = capsys.readouterr().out
+    kinds = usage[usage.index("{") + 1 : usage.index("}")].split(",")
+    assert "model-forms" in kinds and "models" not in kinds

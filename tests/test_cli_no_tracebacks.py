@@ -106,7 +106,7 @@ def test_a_csv_with_a_byte_order_mark_reads(folder_dataset, capsys):
     (folder_dataset / "index.csv").write_text(
         "path,label\nc0/000.png,c0\nc1/000.png,c1\n", encoding="utf-8-sig"
     )
-    from bgbias.data.datasets import scan
+    from bgbias.data.layout import scan
 
     assert scan(folder_dataset).images == [("c0/000.png", "c0"), ("c1/000.png", "c1")]
 

@@ -6,6 +6,7 @@ import pytest
 from bgbias.cli import main
 from bgbias.data.generate import BenchmarkConfig
 from bgbias.demo import DemoConfig, run_demo
+from bgbias.errors import ConfigError
 
 REDUCED = BenchmarkConfig(
     image_size=48, train_classes=16, val_classes=4, test_classes=8, images_per_class=10
@@ -105,3 +106,24 @@ def test_demo_command_prints_the_table_and_conclusion(tmp_path, capsys, monkeypa
     out = capsys.readouterr().out
     assert "| model | x |" in out and "Base model loses 50.0 MAP@R points" in out
     assert seen["config"].epochs == 2 and seen["config"].overrides == ("data.batch_size=16",)
+
+
+def test_a_bad_override_stops_the_demo_before_it_touches_the_folder(tmp_path):
+    out = tmp_path / "D"
+    (out / "benchmark").mkdir(parents=True)
+    (out / "benchmark" / "my-photos.txt").write_text("the user's own benchmark notes")
+    tiny = BenchmarkConfig(
+        image_size=32, train_classes=8, val_classes=3, test_classes=3, images_per_class=4
+    )
+    with pytest.raises(ConfigError, match="nosuch"):
+        run_demo(DemoConfig(out=out, benchmark=tiny, overrides=("nosuch.key=1",)))
+    assert [p.name for p in out.rglob("*")] == ["benchmark", "my-photos.txt"]
+
+
+def test_demo_command_with_a_bad_override_keeps_the_folder(tmp_path, capsys):
+    out = tmp_path / "D"
+    (out / "benchmark").mkdir(parents=True)
+    (out / "benchmark" / "my-photos.txt").write_text("mine")
+    assert main(["demo", "--out", str(out), "nosuch.key=1"]) == 1
+    assert "nosuch" in capsys.readouterr().err
+    assert (out / "benchmark" / "my-photos.txt").read_text() == "mine"

@@ -87,6 +87,7 @@ def test_evaluate_a_bare_backbone_from_the_cli(folder_dataset, tmp_path, capsys)
     assert result["model"]["label"] == "small_cnn (random weights, no DML training)"
     assert result["dataset"] == {"name": "folder", "root": str(folder_dataset), "split": "test"}
     assert len(result["corrupted"]["precision_at_1"]["values"]) == 2
+    assert result["distance"] == "cosine"  # how it ranked, in the one Distance vocabulary
     assert "clean:     MAP@R" in capsys.readouterr().out
 
 
@@ -116,3 +117,14 @@ def test_missing_background_folder(folder_dataset, tmp_path, capsys):
         == 1
     )
     assert "background folder has no images" in capsys.readouterr().err
+
+
+def test_a_bad_input_makes_no_output_folder(tmp_path, capsys):
+    out = tmp_path / "results" / "small.json"
+    args = ["evaluate", "small_cnn", "--untrained", "--dataset", "folder", "--out", str(out)]
+    assert main([*args, "--root", str(tmp_path / "nodata")]) == 1
+    assert "nodata" in capsys.readouterr().err
+    assert not (tmp_path / "results").exists()
+    (tmp_path / "results.json").mkdir()
+    assert main([*args[:-1], str(tmp_path / "results.json"), "--root", str(tmp_path)]) == 1
+    assert "results.json: is a folder; evaluate writes a file there" in capsys.readouterr().err

@@ -188,3 +188,13 @@ def test_import_time_edges_follow_the_rule(tmp_path):
     assert find_cycles(edges) == [[f"{PACKAGE}.{m}" for m in ("sub", "sub.leaf", "top", "sub")]]
     deferred = import_edges(all_modules(tmp_path), deferred=True)
     assert deferred[f"{PACKAGE}.top"] == edges[f"{PACKAGE}.top"] | {f"{PACKAGE}.other"}
+
+
+VAGUE_MODULE_NAMES = {"compare", "utils", "util", "misc", "helpers", "stuff"}
+
+
+def test_module_names_say_what_they_do():
+    """A module named for a verb any module could claim (two unrelated ``compare.py`` once)
+    tells a reader nothing; each says what it holds."""
+    vague = [name for name in all_modules() if name.rsplit(".", 1)[-1] in VAGUE_MODULE_NAMES]
+    assert vague == []

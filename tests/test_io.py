@@ -45,3 +45,28 @@ def test_lock_folder_admits_one_job_and_clears_leftovers(tmp_path):
     finally:
         lock.release()
     lock_folder(tmp_path, "audit").release()  # free again once released
+
+
+def test_every_file_bgbias_writes_goes_through_its_atomic_writers():
+    """One file writer: text, JSON and bytes go through bgbias.io (atomic, errors naming the
+    file); appending to a log or a resumable CSV (mode "a") is the one exception."""
+    import ast
+
+    writes = {"write_text", "write_bytes", "dump"}  # Path.write_*, json.dump / yaml.dump
+    found = []
+    package = Path(__file__).resolve().parents[1] / "src" / "bgbias"
+    for path in sorted(package.rglob("*.py")):
+        if path.name == "io.py" and path.parent == package:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            direct = isinstance(func, ast.Attribute) and func.attr in writes
+            modes = [a.value for a in node.args[1:2] if isinstance(a, ast.Constant)]
+            modes += [k.value.value for k in node.keywords if k.arg == "mode"]
+            opened = isinstance(func, ast.Name) and func.id == "open"
+            writing = opened and any(isinstance(m, str) and m[0] in "wx" for m in modes)
+            if direct or writing:
+                found.append(f"{path.relative_to(package)}:{node.lineno}")
+    assert found == []

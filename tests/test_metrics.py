@@ -7,7 +7,13 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
 
-from bgbias.metrics import MetricsError, nearest_neighbors, retrieval_metrics
+from bgbias.metrics import (
+    DISTANCES,
+    MetricsError,
+    distance_of,
+    nearest_neighbors,
+    retrieval_metrics,
+)
 
 PML_NAMES = {
     "map_at_r": "mean_average_precision_at_r",
@@ -144,3 +150,30 @@ def test_shape_errors():
 def test_accepts_numpy():
     embeddings, labels = clustered(0, [3, 3, 3], 5, 0.5)
     assert retrieval_metrics(embeddings.numpy(), labels) == retrieval_metrics(embeddings, labels)
+
+
+def test_each_loss_is_named_by_the_distance_it_compares_by():
+    from bgbias.losses import build_loss
+
+    named = {
+        loss: distance_of(build_loss(loss, {}, num_classes=3, embedding_size=4).distance)
+        for loss in ("contrastive", "triplet", "multi_similarity", "arcface", "normalized_softmax")
+    }
+    assert named == {
+        "contrastive": "euclidean",
+        "triplet": "euclidean",
+        "multi_similarity": "cosine",
+        "arcface": "cosine",
+        "normalized_softmax": "dot",  # a dot product, not a euclidean distance
+    }
+    assert set(named.values()) == set(DISTANCES)
+
+
+@pytest.mark.parametrize("backend", ["faiss", "torch"])
+def test_dot_ranks_by_inner_product_cosine_by_angle(backend):
+    # from item 0: item 1 points the same way but is short, item 2 is 45 degrees off but long
+    embeddings = torch.tensor([[1.0, 0.0], [0.5, 0.0], [2.0, 2.0]])
+    by = {d: nearest_neighbors(embeddings, 2, d, backend)[0].tolist() for d in DISTANCES}
+    assert by == {"cosine": [1, 2], "dot": [2, 1], "euclidean": [1, 2]}
+    with pytest.raises(ValueError, match="distance must be one of cosine, dot, euclidean"):
+        nearest_neighbors(embeddings, 2, "manhattan", backend)

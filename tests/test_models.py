@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from bgbias.adapters import AdapterOptions
 from bgbias.backbones import BACKBONES, backbone_spec
 from bgbias.backbones.bninception import BNInception, load_bninception_weights
 from bgbias.errors import ConfigError
@@ -141,7 +142,9 @@ def test_embedding_head_size_and_no_head():
         build_model("small_cnn", pretrained=True)
 
 
-def test_timm_models_by_name(monkeypatch):
+@pytest.fixture
+def fake_timm(monkeypatch):
+    """A stand-in timm with one model, tiny_net: (B, 3, H, W) -> (B, 7) channel means."""
     fake = types.ModuleType("timm")
 
     class Net(nn.Module):
@@ -160,18 +163,38 @@ def test_timm_models_by_name(monkeypatch):
             "std": (0.25, 0.25, 0.25),
         }
     )
+    fake.__version__ = "0-fake"
     monkeypatch.setitem(sys.modules, "timm", fake)
-    spec = backbone_spec("timm/tiny_net")
+    return fake
+
+
+def test_timm_models_by_name(fake_timm):
+    spec = backbone_spec("timm:tiny_net")
     recipe = spec.preprocessing()
     assert (recipe.crop, recipe.resize, spec.features) == (96, 128, 7)
     assert recipe.normalization.mean == (127.5, 127.5, 127.5)
-    model = build_model("timm/tiny_net", pretrained=False, embedding_size=4)
+    model = build_model("timm:tiny_net", pretrained=False, embedding_size=4)
     assert model(torch.randn(2, 3, 96, 96)).shape == (2, 4)
     with pytest.raises(ConfigError, match="timm has no model"):
-        backbone_spec("timm/nope")
+        backbone_spec("timm:nope")
+
+
+def test_timm_models_have_one_spelling_and_one_path(fake_timm):
+    from bgbias.adapters import load_embedder
+
+    images = torch.randn(3, 3, 96, 96)
+    embedder = load_embedder("timm:tiny_net", AdapterOptions(pretrained=False))
+    backbone = build_model("timm:tiny_net", pretrained=False, embedding_size=0)
+    assert torch.allclose(embedder(images), backbone(images))  # as a training run's backbone
+    assert torch.allclose(embedder(images).norm(dim=1), torch.ones(3))
+    for old in (lambda: load_embedder("timm/tiny_net"), lambda: backbone_spec("timm/tiny_net")):
+        with pytest.raises(
+            ConfigError, match="timm models are written timm:<name>, here timm:tiny_net"
+        ):
+            old()
 
 
 def test_timm_missing_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "timm", None)
-    with pytest.raises(ConfigError, match="pip install timm"):
-        backbone_spec("timm/resnet50")
+    with pytest.raises(ConfigError, match=r"pip install bgbias\[timm\]"):
+        backbone_spec("timm:resnet50")

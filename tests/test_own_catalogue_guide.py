@@ -7,7 +7,7 @@ The rules, so the page stays honest user code:
 - two size knobs are the test's, not the page's: ``bgbias train`` gets overrides that make the
   fine-tune a few steps long (``SHORT_TRAINING``), and ``bgbias serve`` runs in the background
   until its ``/health`` answers, then is stopped (it serves until Ctrl-C);
-- ``BGBIAS_HOME`` points at a cache holding the U2NetP file, so ``bgbias models fetch u2netp``
+- ``BGBIAS_HOME`` points at a cache holding the U2NetP file, so ``bgbias mask-weights fetch u2netp``
   finds it verified instead of downloading it (the fixture downloads it once when missing).
 """
 

@@ -107,4 +107,4 @@ def test_query_masking_without_the_mask_model_says_how_to_get_it(
     checkpoint = write_checkpoint(tmp_path / "best.ckpt")
     argv = ["evaluate", str(checkpoint), "--dataset", "folder", "--root", str(folder_dataset)]
     assert main([*argv, "--query-masking", "--device", "cpu"]) == 1
-    assert "bgbias models fetch u2netp" in capsys.readouterr().err
+    assert "bgbias mask-weights fetch u2netp" in capsys.readouterr().err

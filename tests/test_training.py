@@ -448,3 +448,18 @@ def test_cosine_schedule_decays_every_group_to_zero_over_the_run():
     assert lrs[4] == pytest.approx([5e-4, 5e-3])
     assert lrs[-1] == pytest.approx([0.0, 0.0], abs=1e-12)
     assert SCHEDULERS.get("constant")(optimizer, 10) is None
+
+
+def test_a_run_folder_and_an_index_folder_never_take_each_other_over(bench, tmp_path):
+    from bgbias.errors import OutputError
+    from bgbias.search.build import build_index
+
+    run, index = tmp_path / "run", tmp_path / "index"
+    summary = fit(compose("generated/contrastive/base", small(bench, run)))
+    build_index(summary["best_checkpoint"], bench, index, device="cpu", progress=False)
+    runs, indexes = _files(run), _files(index)
+    with pytest.raises(OutputError, match=f"{index}: holds a bgbias index output"):
+        fit(compose("generated/contrastive/base", small(bench, index, "overwrite=true")))
+    with pytest.raises(OutputError, match=f"{run}: holds a bgbias train output"):
+        build_index(summary["best_checkpoint"], bench, run, device="cpu", progress=False)
+    assert _files(run) == runs and _files(index) == indexes

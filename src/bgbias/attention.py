@@ -40,18 +40,21 @@ from .devices import resolve_device
 from .errors import ConfigError
 from .io import (
     atomic_write,
-    ensure_writable_dir,
     lock_folder,
     remove_tree,
     write_json,
     write_text,
 )
+from .outputs import check_output, claim_output
 from .progress import progress_bar
 
 log = logging.getLogger(__name__)
 HEADER = ["image", "score"]
 # file names may hold bytes that are not UTF-8 (os.fsdecode maps them to surrogates)
 ENCODING = {"encoding": "utf-8", "errors": "surrogateescape", "newline": ""}
+# a killed attention job's half-written files (atomic_write's temporaries of its own outputs),
+# cleared under its lock; other jobs' temporary files and folders in OUT are never touched
+LEFTOVERS = (".*.csv.*.tmp", ".*.meta.json.*.tmp", ".summary.*.tmp", ".attribution.png.*.tmp")
 
 
 class ScoreFile:
@@ -223,15 +226,16 @@ def score_models(
         raise ConfigError("name at least one model (a checkpoint or a backbone)")
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit must be >= 1, got {limit}")
-    out = ensure_writable_dir(out)
+    out = check_output(out, "attention")  # before the models load; claimed once they have
     torch_device = resolve_device(device)
-    lock = lock_folder(out, "attention")
+    scored = [_prepare(m, dataset, root, split, options) for m in models]
+    keys = [s.key for s in scored]
+    for key in {k for k in keys if keys.count(k) > 1}:
+        same = [s.embedder.spec for s in scored if s.key == key]
+        raise ConfigError(f"{' and '.join(same)} are the same model (one output {key})")
+    claim_output(out, "attention")
+    lock = lock_folder(out, "attention", leftovers=LEFTOVERS)
     try:
-        scored = [_prepare(m, dataset, root, split, options) for m in models]
-        keys = [s.key for s in scored]
-        for key in {k for k in keys if keys.count(k) > 1}:
-            same = [s.embedder.spec for s in scored if s.key == key]
-            raise ConfigError(f"{' and '.join(same)} are the same model (one output {key})")
         summaries = {}
         for item in scored:
             meta = {

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from . import __version__
 from .commands import COMMANDS
-from .commands._common import HelpFormatter
+from .commands._common import HelpFormatter, deprecated_notice
 from .errors import BgbiasError
 
 EXIT_FAILED, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 1, 130, 141
@@ -90,6 +90,8 @@ def _main(argv: Sequence[str] | None) -> int:
         return 0
     verbosity = args.verbose - args.quiet
     configure_output(verbosity)
+    if getattr(args, "renamed", None):
+        deprecated_notice(*args.renamed)
     try:
         return args.func(args)
     except BgbiasError as exc:

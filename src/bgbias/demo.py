@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class DemoConfig:
     out: Path = Path("bgbias-demo")
-    backgrounds: str | None = None  # folder with val/ and test/ photos; None: procedural banks
+    backgrounds: str | None = None  # val/+test/ photo folder or set name (paper); None: procedural
     benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
     loss: str = "normalized_softmax"  # the paper's m=1 sampler: most classes per batch
     epochs: int = 7  # of 100 steps each: 3 to 4 minutes in all on 2 CPU cores
@@ -50,18 +50,35 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     """Run every stage; returns the results dict also written to ``out/results.json``."""
     # imported here: the CLI imports this module for DemoConfig and must stay quick to start
     from .attention import score_models
-    from .auditing.compare import compare_retrievals
-    from .config import compose
+    from .auditing.side_by_side import compare_retrievals
+    from .config import compose, validate
+    from .data.background_sets import resolve_source
     from .data.generate import benchmark_matches, generate_benchmark
     from .evaluation import evaluate_model
-    from .io import copy_file, ensure_writable_dir, write_json, write_text
+    from .io import copy_file, write_json, write_text
+    from .outputs import check_output, claim_output
     from .report import build_table, table_figure, to_latex, to_markdown
     from .training import fit
 
     started = time.perf_counter()
-    out = ensure_writable_dir(config.out)
+    # every input is checked before OUT is touched: a bad override must not cost a benchmark
+    modes = ("base", "bgaugment")
+    trainings = {
+        mode: validate(
+            compose(
+                f"generated/{config.loss}/{mode}", [*config.train_overrides(mode), "overwrite=true"]
+            )
+        )
+        for mode in modes
+    }
+    resolve_source(trainings["base"].backgrounds.source)
+    out = check_output(config.out, "demo")
+    root = check_output(out / "benchmark", "benchmark")
+    for mode in modes:  # each stage's own folder, checked now rather than minutes in
+        check_output(out / "runs" / mode, "train")
+    check_output(out / "attention", "attention")
+    claim_output(out, "demo")
     steps = 6
-    root = out / "benchmark"
     if benchmark_matches(root, config.benchmark):
         log.info("[1/%d] benchmark already in %s", steps, root)
     else:
@@ -70,7 +87,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
         generate_benchmark(root, config.benchmark, overwrite=True)
 
     runs: dict[str, dict[str, Any]] = {}
-    for number, mode in ((2, "base"), (3, "bgaugment")):
+    for number, mode in zip((2, 3), modes, strict=True):
         run_dir = out / "runs" / mode
         replacing = f", replacing the previous run in {run_dir}" if run_dir.exists() else ""
         log.info(
@@ -81,8 +98,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
             config.epochs,
             replacing,
         )
-        preset = f"generated/{config.loss}/{mode}"
-        runs[mode] = fit(compose(preset, [*config.train_overrides(mode), "overwrite=true"]))
+        runs[mode] = fit(trainings[mode])
 
     log.info(
         "[4/%d] evaluating on clean and replaced-background test sets (%d repeats)",

@@ -29,11 +29,15 @@ from .data.datasets import MASKS_HINT, IndexedDataset, MaskedImageDataset
 from .data.registry import open_split
 from .data.transforms import PairedTransform
 from .devices import resolve_device
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, OutputError
 from .io import ensure_writable_dir, write_json
-from .metrics import METRIC_NAMES, retrieval_metrics
+from .metrics import METRIC_NAMES, Distance, retrieval_metrics
 from .progress import progress_bar
 from .removal import BackgroundRemover, MeasuredEmbedder, load_remover
+
+# how evaluation ranks, whatever the loss trained with: cosine, as retrieval_metrics does by
+# default (a bgbias model's embeddings are unit length, so euclidean and dot rank the same)
+EVALUATION_DISTANCE: Distance = "cosine"
 
 
 @dataclass
@@ -138,6 +142,7 @@ def evaluate(
         "classes": dataset.num_classes,
         "backgrounds": {"source": bank.source, "count": len(bank)} if bank is not None else None,
         "recipe": recipe.name,
+        "distance": EVALUATION_DISTANCE,
         "bgbias_version": __version__,
         "seconds": round(time.perf_counter() - started, 2),
     }
@@ -223,7 +228,8 @@ def evaluate_model(
             f"{embedder.spec}: not a bgbias checkpoint; pass --dataset, --root, --out"
         )
     out = Path(out)
-    ensure_writable_dir(out.parent)
+    if out.is_dir():
+        raise OutputError(f"{out}: is a folder; evaluate writes a file there (name a .json)")
     if repeats > 0:
         resolve_source(backgrounds)  # a photo set not fetched stops here, before any data
     recipe = embedder.recipe
@@ -244,6 +250,7 @@ def evaluate_model(
             seed=background_seed,
             count=background_count,
         )["test"]
+    ensure_writable_dir(out.parent)  # every input checked: only now is a folder made
     measured = (
         FusedEmbedder(embedder, remover, rule)
         if rule is not None
@@ -252,7 +259,7 @@ def evaluate_model(
     metrics = (
         functools.partial(fused_retrieval_metrics, fusion=rule)
         if rule is not None
-        else retrieval_metrics
+        else functools.partial(retrieval_metrics, distance=EVALUATION_DISTANCE)
     )
     result = evaluate(
         measured,

@@ -24,8 +24,10 @@ import torch
 
 from .adapters.metadata import (
     INPUT_NAME,
+    ONNX_SUFFIXES,
     OUTPUT_NAME,
     TORCHSCRIPT_EXTRA_FILE,
+    TORCHSCRIPT_SUFFIXES,
     ExportMetadata,
     MetadataKeys,
     onnx_session,
@@ -114,13 +116,13 @@ def _run_torchscript(data: bytes) -> Callable[[np.ndarray], np.ndarray]:
 
 EXPORT_FORMATS: Registry[ExportFormat] = Registry("export format")
 EXPORT_FORMATS.register(
-    "onnx", ExportFormat("onnx", (".onnx",), _write_onnx, _run_onnx, read_onnx_metadata)
+    "onnx", ExportFormat("onnx", ONNX_SUFFIXES, _write_onnx, _run_onnx, read_onnx_metadata)
 )
 EXPORT_FORMATS.register(
     "torchscript",
     ExportFormat(
         "torchscript",
-        (".pt", ".ts", ".torchscript"),
+        TORCHSCRIPT_SUFFIXES,
         _write_torchscript,
         _run_torchscript,
         read_torchscript_metadata,

@@ -1,8 +1,7 @@
 """File I/O with clear errors and atomic writes (a killed job never leaves a half-written file).
 
 Images and masks are decoded by :mod:`bgbias.decoding` (EXIF orientation, 16-bit files, which
-masks are accepted, decompression bombs, reduced JPEG decoding: the rules are there); its
-``load_image``, ``load_mask`` and ``read_size`` can still be imported from here.
+masks are accepted, decompression bombs, reduced JPEG decoding: the rules are there).
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ from typing import IO, Any
 
 from PIL import Image
 
-from .decoding import load_image, load_mask, read_size  # noqa: F401  (their old home)
 from .errors import DataError, OutputError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
@@ -215,6 +213,11 @@ def finite(obj: Any) -> Any:
 def write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_write(path, "w") as handle:
         handle.write(text)
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_write(path, "wb") as handle:
+        handle.write(data)
 
 
 def save_image(image: Image.Image, path: str | os.PathLike, **save_kwargs: Any) -> None:

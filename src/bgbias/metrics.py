@@ -6,10 +6,11 @@ from its own neighbours), and give the same values:
 
 * R of a query = number of *other* items with its label; queries with R = 0 (a class of one
   image) are left out of every average, as PML does (they still appear as neighbours of others).
-* Similarity: cosine by default (embeddings are L2-normalised unless their norms are already
-  within 1e-5 of 1, as a bgbias model's are), or ``"euclidean"``. Neighbours are ranked by
+* Similarity (a :data:`Distance`): cosine by default (embeddings are L2-normalised unless
+  their norms are already within 1e-5 of 1, as a bgbias model's are), ``"euclidean"``, or
+  ``"dot"`` (the inner product of the embeddings as they are). Cosine and euclidean rank by
   squared L2 distance in float32, computed by faiss exactly as PML's default ``FaissKNN`` does,
-  so results match PML to the last bit on the same input.
+  so results match PML to the last bit on the same input; dot by minus the inner product.
 * Ties: equal distances rank by item index (lower first), so exact duplicate embeddings always
   come out in index order (any library orders them arbitrarily; only there can PML differ).
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
+from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
@@ -30,16 +32,43 @@ from .errors import BgbiasError
 
 EXTRA_CANDIDATES = 4  # beyond the k needed, to see ties at the k-th place
 METRIC_NAMES = ("map_at_r", "precision_at_1", "r_precision")
+# How two embeddings are compared, everywhere one is named (metrics, audit.json, ...)
+Distance = Literal["cosine", "dot", "euclidean"]
+DISTANCES: tuple[str, ...] = get_args(Distance)
 
 
 class MetricsError(BgbiasError):
     """Embeddings that cannot be evaluated (NaN/inf, wrong shapes)."""
 
 
+def distance_of(distance: Any) -> Distance:
+    """The :data:`Distance` a pytorch-metric-learning distance (a loss's ``loss.distance``)
+    compares embeddings by: CosineSimilarity -> cosine, DotProductSimilarity -> dot, LpDistance
+    with p=2 -> euclidean."""
+    from pytorch_metric_learning.distances import (
+        CosineSimilarity,
+        DotProductSimilarity,
+        LpDistance,
+    )
+
+    if isinstance(distance, CosineSimilarity):  # a subclass of DotProductSimilarity
+        return "cosine"
+    if isinstance(distance, DotProductSimilarity):
+        return "dot"
+    if isinstance(distance, LpDistance) and distance.p == 2:
+        return "euclidean"
+    raise MetricsError(f"no retrieval ranking for the distance {type(distance).__name__}")
+
+
+def check_distance(distance: str) -> None:
+    if distance not in DISTANCES:
+        raise ValueError(f"distance must be one of {', '.join(DISTANCES)}, got {distance!r}")
+
+
 def retrieval_metrics(
     embeddings: torch.Tensor | np.ndarray,
     labels: torch.Tensor | np.ndarray | Sequence[int],
-    distance: str = "cosine",
+    distance: Distance = "cosine",
     backend: str = "auto",
     block_size: int | None = None,
     device: str | torch.device = "cpu",
@@ -85,7 +114,7 @@ def per_query_metrics(hits: torch.Tensor, relevant: torch.Tensor) -> dict[str, t
 def nearest_neighbors(
     embeddings: torch.Tensor,
     k: int,
-    distance: str = "cosine",
+    distance: Distance = "cosine",
     backend: str = "auto",
     block_size: int | None = None,
     device: str | torch.device = "cpu",
@@ -95,8 +124,7 @@ def nearest_neighbors(
     ``backend="auto"``: faiss on the CPU when installed, else (and on a GPU ``device``) torch.
     """
     device = torch.device(device)
-    if distance not in ("cosine", "euclidean"):
-        raise ValueError(f"distance must be 'cosine' or 'euclidean', got {distance!r}")
+    check_distance(distance)
     emb = embeddings.float().cpu().contiguous()
     if distance == "cosine" and not _unit_norm(emb):
         emb = torch.nn.functional.normalize(emb, dim=1)
@@ -108,8 +136,9 @@ def nearest_neighbors(
         backend = "faiss" if _has_faiss() and device.type == "cpu" else "torch"
     if backend not in ("faiss", "torch"):
         raise ValueError(f"backend must be 'auto', 'faiss' or 'torch', got {backend!r}")
-    search = (
-        _faiss_search if backend == "faiss" else functools.partial(_torch_search, device=device)
+    search = functools.partial(
+        _faiss_search if backend == "faiss" else functools.partial(_torch_search, device=device),
+        inner_product=distance == "dot",
     )
 
     wanted = min(n, k + 1 + EXTRA_CANDIDATES)  # the query itself + k + spare
@@ -176,11 +205,18 @@ def _has_faiss() -> bool:
     return True
 
 
-def _faiss_search(queries: torch.Tensor, data: torch.Tensor, k: int, block_size: int | None):
-    """Squared L2 distances and ids of the k nearest, exactly as PML's default FaissKNN."""
+def _faiss_search(
+    queries: torch.Tensor,
+    data: torch.Tensor,
+    k: int,
+    block_size: int | None,
+    inner_product: bool = False,
+):
+    """Squared L2 distances (or minus inner products) and ids of the k nearest, exactly as
+    PML's default FaissKNN."""
     import faiss
 
-    index = faiss.IndexFlatL2(data.shape[1])
+    index = (faiss.IndexFlatIP if inner_product else faiss.IndexFlatL2)(data.shape[1])
     index.add(data.numpy())
     # faiss computes small query batches without BLAS (other rounding): pad to its threshold
     padded = (
@@ -189,7 +225,8 @@ def _faiss_search(queries: torch.Tensor, data: torch.Tensor, k: int, block_size:
         else torch.cat([queries, queries[:1].expand(20 - len(queries), -1)])
     )
     dist, ids = index.search(padded.numpy(), k)
-    return torch.from_numpy(dist[: len(queries)]), torch.from_numpy(ids[: len(queries)]).long()
+    dist = torch.from_numpy(dist[: len(queries)])
+    return (-dist if inner_product else dist), torch.from_numpy(ids[: len(queries)]).long()
 
 
 def _torch_search(
@@ -198,6 +235,7 @@ def _torch_search(
     k: int,
     block_size: int | None,
     device: torch.device | str = "cpu",
+    inner_product: bool = False,
 ):
     """The same, by blocked matrix products on ``device`` (no faiss); memory O(block * N)."""
     n = len(data)
@@ -208,7 +246,10 @@ def _torch_search(
     ids = torch.empty(len(queries), k, dtype=torch.long)
     for start in range(0, len(queries), block):
         q = queries[start : start + block].to(device)
-        d = (q * q).sum(dim=1, keepdim=True) + squared[None, :] - 2.0 * (q @ data.T)
+        if inner_product:
+            d = -(q @ data.T)
+        else:
+            d = (q * q).sum(dim=1, keepdim=True) + squared[None, :] - 2.0 * (q @ data.T)
         found = d.topk(k, dim=1, largest=False)
         dist[start : start + block] = found.values.cpu()
         ids[start : start + block] = found.indices.cpu()

@@ -10,6 +10,7 @@ from PIL import Image
 from torch import nn
 
 from bgbias.adapters import ADAPTERS, AdapterOptions, load_embedder
+from bgbias.cli import main
 from bgbias.errors import ConfigError, ModelOutputError
 
 
@@ -129,6 +130,34 @@ def test_an_unknown_form_lists_every_form():
         assert syntax in message
 
 
+def test_a_model_file_is_recognised_by_its_suffix(tmp_path, capsys):
+    model = tiny_model()
+    onnx_file = export_onnx(model, tmp_path / "m.ONNX")
+    script_file = tmp_path / "m.pt"
+    torch.jit.save(torch.jit.trace(model, torch.randn(1, 3, 32, 32)), str(script_file))
+    images = torch.randn(3, 3, 32, 32)
+    for path, form in ((onnx_file, "onnx"), (script_file, "torchscript")):
+        by_suffix, by_form = load_embedder(str(path)), load_embedder(f"{form}:{path}")
+        assert by_suffix.form == form
+        assert torch.allclose(by_suffix(images), by_form(images), atol=1e-5)
+    catalogue = tmp_path / "pics"
+    catalogue.mkdir()
+    for i in range(3):
+        Image.new("RGB", (40, 40), (60 * i, 10, 10)).save(catalogue / f"{i}.png")
+    out = tmp_path / "index"
+    assert main(["index", str(onnx_file), str(catalogue), "--out", str(out), "-q"]) == 0
+    assert json.loads((out / "manifest.json").read_text())["model"]["form"] == "onnx"
+    assert main(["list", "model-forms"]) == 0
+    assert "[files: *.onnx]" in capsys.readouterr().out
+    keras = tmp_path / "m.h5"
+    keras.write_bytes(b"not a model bgbias reads")
+    with pytest.raises(ConfigError) as info:
+        load_embedder(str(keras))
+    message = str(info.value)
+    assert message.startswith(f"model file {keras}: suffix '.h5' names no model form")
+    assert ".ckpt (checkpoint)" in message and ".onnx (onnx)" in message and "\n" not in message
+
+
 def test_missing_model_files_are_one_line_errors(tmp_path):
     for form in ("onnx", "torchscript"):
         with pytest.raises(ConfigError, match="model file not found"):
@@ -196,8 +225,9 @@ def test_timm_model_with_a_local_weight_file(tmp_path):
         "timm:resnet18", AdapterOptions(weights=str(tmp_path / "resnet18.pth"))
     )
     images = torch.randn(2, 3, 224, 224)
-    with torch.no_grad():
-        assert torch.allclose(embedder(images), reference(images), atol=1e-4)
+    with torch.no_grad():  # L2-normalised pooled features, as the timm:resnet18 backbone's
+        expected = torch.nn.functional.normalize(reference(images), dim=-1)
+        assert torch.allclose(embedder(images), expected, atol=1e-4)
     assert embedder.recipe.crop == 224 and embedder.recipe.resize == 256
 
 

@@ -15,7 +15,7 @@ import bgbias
 from bgbias.auditing import AuditResult
 from bgbias.cli import main
 from bgbias.errors import ConfigError, DataError, OutputError
-from tests.helpers import write_folder_dataset
+from tests.helpers import register_background_set, write_folder_dataset
 
 CLASS_COLOURS = [(70, 15, 15), (15, 70, 15), (15, 15, 70)]  # dark: below the 0.5 cut
 PLAIN = {"input_size": 64, "mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0), "crop_pct": 1.0}
@@ -183,7 +183,7 @@ def test_a_typo_leaves_the_report_and_other_files_in_out_untouched(tmp_path, cap
     for path in theirs:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("not the audit's")
-    (out / ".audit.partial-dead").mkdir()  # a killed audit's own: cleared by the next save
+    (out / ".audit.partial-dead").mkdir()  # an older killed audit's own: cleared under its lock
     report = {n: (out / n).read_bytes() for n in ("audit.json", "report.md", "report.html")}
     assert main([*args, str(tmp_path / "typo"), "--out", str(out)]) == 1
     assert "typo: image folder not found" in capsys.readouterr().err
@@ -211,7 +211,7 @@ def test_a_failure_while_writing_keeps_the_previous_report(tmp_path, monkeypatch
     with pytest.raises(OSError, match="No space"):
         result.save(out)
     after = {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and ".bgbias" not in p.name}
-    assert after == before and not list(out.glob(".audit.partial-*"))
+    assert after == before and not list(out.glob(".bgbias-stage-*"))
 
 
 def test_save_refuses_a_figures_folder_it_did_not_write(tmp_path):
@@ -220,10 +220,15 @@ def test_save_refuses_a_figures_folder_it_did_not_write(tmp_path):
     (out / "figures").mkdir(parents=True)
     (out / "figures" / "holiday.jpg").write_bytes(b"mine")
     result = bgbias.audit(Sees("object"), root, **PLAIN, **OPTIONS)
-    with pytest.raises(OutputError, match="holiday.jpg"):
+    with pytest.raises(OutputError, match=r"out: holds files bgbias did not write \(figures\)"):
         result.save(out)
     assert (out / "figures" / "holiday.jpg").read_bytes() == b"mine"
     assert not (out / "audit.json").exists()
+    own = result.save(tmp_path / "own")  # the audit's own folder, then a photo in its figures/
+    (own / "figures" / "holiday.jpg").write_bytes(b"mine")
+    with pytest.raises(OutputError, match="holiday.jpg"):
+        result.save(own)
+    assert (own / "figures" / "holiday.jpg").read_bytes() == b"mine"
 
 
 def test_a_failure_during_the_swap_puts_the_previous_report_back(tmp_path, monkeypatch):
@@ -236,16 +241,34 @@ def test_a_failure_during_the_swap_puts_the_previous_report_back(tmp_path, monke
     replace, failed = save.os.replace, []
 
     def failing(source, target):
-        new = Path(source).parent.name.startswith(".audit.partial-")
+        new = Path(source).parent.name.startswith(".bgbias-stage-audit-")
         if new and Path(source).name == "audit.json" and not failed:
             failed.append(source)
             raise OSError(5, "Input/output error")  # the new audit.json: the swap's last move
         replace(source, target)
 
     monkeypatch.setattr(save.os, "replace", failing)
-    with pytest.raises(OutputError, match="could not put the new report in place"):
+    with pytest.raises(OutputError, match="could not put the new result in place"):
         result.save(out)
     monkeypatch.setattr(save.os, "replace", replace)
     after = {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and ".bgbias" not in p.name}
-    assert after == before and not list(out.glob(".audit.partial-*"))
+    assert after == before and not list(out.glob(".bgbias-stage-*"))
     assert failed  # the swap did fail where the test meant it to
+
+
+def test_a_named_background_set_is_taken_as_a_folder_is(tmp_path, monkeypatch, capsys):
+    from bgbias.data.background_sets import fetch_background_set
+
+    register_background_set(tmp_path, monkeypatch, "paper", "a stand-in for the paper's set")
+    root = write_folder_dataset(tmp_path / "ds", {"a": 3, "b": 3}, size=(64, 64))
+    args = ["audit", "small_cnn", "--untrained", "--input-size", "64", "--repeats", "1", "-q"]
+    args += [str(root), "--out", str(tmp_path / "out"), "--backgrounds", "paper"]
+    assert main(args) == 1  # not fetched yet: the one line says how
+    assert "run `bgbias backgrounds fetch paper`" in capsys.readouterr().err
+    fetch_background_set("paper", tmp_path / "copy", progress=False)
+    assert main(args) == 0
+    backgrounds = json.loads((tmp_path / "out" / "audit.json").read_text())["provenance"][
+        "backgrounds"
+    ]
+    assert backgrounds["count"] == 2  # the installed set's 2 test photos
+    assert Path(backgrounds["source"]) == tmp_path / "home" / "backgrounds" / "paper" / "test"

@@ -1,65 +1,29 @@
 """Named background sets: manifest, fetch from a local copy or a (local test) server, resume."""
 
-import hashlib
 import json
 import shutil
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from bgbias.cli import main
 from bgbias.data import background_sets
 from bgbias.data.background_sets import (
     BACKGROUND_SETS,
-    BackgroundSet,
     MissingBackgroundsError,
     fetch_background_set,
     installed_folder,
 )
 from bgbias.data.backgrounds import load_banks
 from bgbias.downloads import AssetError
-from bgbias.registry import Registry
-from tests.helpers import SHARED, serve_folder
+from tests.helpers import SHARED, register_background_set, serve_folder
 
 PAPER_COPY = SHARED / "unsplash_backgrounds"
-
-
-def _write_copy(folder):
-    """A small photo set in the paper's layout (3 val, 2 test), and its manifest entries."""
-    entries = []
-    rng = np.random.default_rng(0)
-    for split, count in (("val", 3), ("test", 2)):
-        (folder / split).mkdir(parents=True, exist_ok=True)
-        for i in range(count):
-            path = folder / split / f"photo-{split}-{i}.jpeg"
-            Image.fromarray(rng.integers(0, 255, (30, 40, 3), dtype=np.uint8)).save(path)
-            data = path.read_bytes()
-            entries.append(
-                {
-                    "split": split,
-                    "name": path.name,
-                    "size": len(data),
-                    "sha256": hashlib.sha256(data).hexdigest(),
-                }
-            )
-    return entries
 
 
 @pytest.fixture
 def tiny_set(tmp_path, monkeypatch):
     """A registered set 'tiny' whose manifest lists the photos of ``tmp_path/copy``."""
-    monkeypatch.setenv("BGBIAS_HOME", str(tmp_path / "home"))
-    entries = _write_copy(tmp_path / "copy")
-    files = [background_sets.BackgroundFile(**e) for e in entries]
-
-    class TinySet(BackgroundSet):
-        def files(self):
-            return files
-
-    registry = Registry("background set")
-    registry.register("tiny", TinySet("tiny", "a tiny test set", "-", "{split}/{name}"))
-    monkeypatch.setattr(background_sets, "BACKGROUND_SETS", registry)
+    files = register_background_set(tmp_path, monkeypatch, "tiny", "a tiny test set")
     return tmp_path / "copy", files
 
 

@@ -6,7 +6,8 @@ import torch
 from PIL import Image
 
 from bgbias.data.check import check_dataset
-from bgbias.data.datasets import FolderDataset, write_class_split
+from bgbias.data.datasets import FolderDataset
+from bgbias.data.layout import write_class_split
 from bgbias.data.transforms import RECIPES, PairedTransform
 from bgbias.errors import DataError, DataProblems
 from tests.helpers import write_folder_dataset, write_oriented_jpeg

@@ -1,4 +1,8 @@
 import json
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -79,15 +83,22 @@ def test_home_scene_is_a_per_class_shortcut(tmp_path):
 
 
 def test_refuses_to_overwrite_without_permission(tmp_path):
+    from bgbias.errors import OutputError
+
     (tmp_path / "g").mkdir()
     (tmp_path / "g" / "keep.txt").write_text("user data")
+    for overwrite in (False, True):  # --overwrite replaces a benchmark, never a user's folder
+        with pytest.raises(OutputError, match="g: holds files bgbias did not write"):
+            generate_benchmark(tmp_path / "g", SMALL, overwrite=overwrite)
+    assert [p.name for p in (tmp_path / "g").iterdir()] == ["keep.txt"]
+    generate_benchmark(tmp_path / "b", SMALL)
+    (tmp_path / "b" / "NOTES.md").write_text("what I changed")
     with pytest.raises(DataError, match="not empty"):
-        generate_benchmark(tmp_path / "g", SMALL)
-    assert (tmp_path / "g" / "keep.txt").exists()
-    generate_benchmark(tmp_path / "g", SMALL, overwrite=True)
-    assert not (tmp_path / "g" / "keep.txt").exists()
-    # no temporary or replaced folder left behind, only the (hidden) lock file
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".g.lock", "g"]
+        generate_benchmark(tmp_path / "b", SMALL)
+    generate_benchmark(tmp_path / "b", SMALL, overwrite=True)
+    assert (tmp_path / "b" / "NOTES.md").read_text() == "what I changed"  # carried over
+    # no temporary or replaced folder left behind, only the (hidden) lock files
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".b.lock", "b", "g"]
 
 
 def test_invalid_configs_are_rejected():
@@ -107,27 +118,50 @@ def test_a_second_generate_into_one_folder_is_refused(tmp_path):
     assert not (tmp_path / "g").exists()
 
 
-def test_killed_overwrite_leaves_a_whole_benchmark(tmp_path):
-    import signal
-    import subprocess
-    import sys
-    import time
+def written_so_far(parent, name):
+    """The PNGs an unfinished run of ``generate_benchmark(parent / name)`` has written: its
+    temporary ``.NAME.partial-*`` folder is the marker of a run under way."""
+    return [png for folder in parent.glob(f".{name}.partial-*") for png in folder.rglob("*.png")]
 
+
+def test_killed_overwrite_keeps_the_old_benchmark_and_a_rerun_gives_the_uninterrupted_one(
+    tmp_path,
+):
     out = tmp_path / "g"
     generate_benchmark(out, SMALL)
     old = tree_digest(out)
+    new = BenchmarkConfig(**{**SMALL.__dict__, "image_size": 48, "images_per_class": 20, "seed": 9})
     command = [sys.executable, "-m", "bgbias", "data", "generate", str(out), "--overwrite"]
-    command += ["--image-size", "48", "--images-per-class", "40", "--seed", "9"]
-    for delay in (0.5, 1.5, 3.0):
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(delay)
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-        # old or new, but never a half-deleted tree that still looks valid
-        manifest = json.loads((out / "benchmark.json").read_text())
-        expected = old if manifest["config"]["seed"] == 3 else tree_digest(out)
-        assert tree_digest(out) == expected
-        assert len(FolderDataset.open(out, "all")) == manifest["images"]
-    generate_benchmark(out, SMALL, overwrite=True)  # the next run cleans what kills left
+    command += ["--image-size", "48", "--images-per-class", "20", "--seed", "9"]
+    command += ["--train-classes", "4", "--val-classes", "2", "--test-classes", "3"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120  # a cold start of torch-free bgbias on a busy machine
+    while not written_so_far(tmp_path, "g") and time.monotonic() < deadline:
+        if process.poll() is not None:
+            break
+        time.sleep(0.01)
+    running = process.poll() is None
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    # the kill landed mid-run: files of the new benchmark written, but not all of them
+    assert running, f"the run ended (exit {process.returncode}) before it wrote anything"
+    (partial,) = tmp_path.glob(".g.partial-*")
+    written = len(written_so_far(tmp_path, "g"))
+    assert 0 < written < 2 * 9 * 20 and not (partial / "benchmark.json").exists()
+    # the old benchmark is whole and untouched
     assert tree_digest(out) == old
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".g.lock", "g"]
+    manifest = json.loads((out / "benchmark.json").read_text())
+    assert manifest["config"]["seed"] == 3
+    assert len(FolderDataset.open(out, "all")) == manifest["images"]
+    # running the command again gives exactly what an uninterrupted run gives
+    generate_benchmark(out, new, overwrite=True)
+    generate_benchmark(tmp_path / "uninterrupted", new)
+    assert tree_digest(out) == tree_digest(tmp_path / "uninterrupted") != old
+    assert json.loads((out / "benchmark.json").read_text())["config"]["seed"] == 9
+    # what the kill left is gone: only the two benchmarks and their (hidden) lock files
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".g.lock",
+        ".uninterrupted.lock",
+        "g",
+        "uninterrupted",
+    ]

@@ -48,3 +48,13 @@ def test_a_mask_folder_inside_the_image_folder_is_not_masked(tmp_path, predictor
     assert not (masks / "masks").exists()
     other = tmp_path / "elsewhere"  # another run's masks under the images are not images either
     assert generate_masks(images, other, predictor=predictor, progress=False).images == 4
+
+
+def test_an_unknown_model_stops_before_the_mask_folder_is_touched(tmp_path):
+    from bgbias.errors import ConfigError
+
+    images = make_images(tmp_path / "images", count=2)
+    masks = tmp_path / "masks"
+    with pytest.raises(ConfigError, match="nosuchmodel"):
+        generate_masks(images, masks, model="nosuchmodel", progress=False)
+    assert not masks.exists()  # no folder, no record naming a model that does not exist

@@ -50,7 +50,7 @@ def test_pinned_real_model_files():
 
 
 def test_missing_model_says_how_to_fetch_it(fake_model):
-    with pytest.raises(ModelFileError, match="bgbias models fetch fake"):
+    with pytest.raises(ModelFileError, match="bgbias mask-weights fetch fake"):
         model_path("fake")
 
 

@@ -80,7 +80,8 @@ def test_missing_weights_say_how_to_fetch_them(images, tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path / "user"))
     with pytest.raises(ModelFileError) as error:
         bgbias.predict_masks(sorted(images.rglob("*.png")), model="u2netp", device="cpu")
-    assert "\n" not in str(error.value) and "run `bgbias models fetch u2netp`" in str(error.value)
+    message = str(error.value)
+    assert "\n" not in message and "run `bgbias mask-weights fetch u2netp`" in message
 
 
 def test_real_u2netp_masks_equal_what_bgbias_masks_writes(

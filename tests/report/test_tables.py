@@ -5,6 +5,7 @@ import pytest
 from bgbias.cli import main
 from bgbias.errors import BgbiasError
 from bgbias.report import MISSING, build_table, to_csv, to_latex, to_markdown
+from tests.helpers import bar_heights
 
 
 def result(dataset, loss, mode, clean, corrupted):
@@ -40,7 +41,7 @@ def test_paper_layout_with_missing_cells():
     assert "ArcFace + BGAugment,cars196,map_at_r,,," in rows
 
 
-def test_report_command_writes_tables_and_chart(tmp_path, capsys):
+def test_report_command_writes_tables_and_chart(tmp_path, capsys, drawn_figures):
     for i, r in enumerate(RESULTS):
         (tmp_path / f"r{i}.test.eval.json").write_text(json.dumps(r))
     out = tmp_path / "table"
@@ -49,6 +50,24 @@ def test_report_command_writes_tables_and_chart(tmp_path, capsys):
         assert (tmp_path / f"table{suffix}").stat().st_size > 0
     assert (tmp_path / "table.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "ArcFace + BGAugment" in capsys.readouterr().out
+    # the chart shows the table: a panel per dataset, per model a clean and a replaced bar
+    chart = drawn_figures["table.png"]
+    cub, cars = chart.axes
+    assert (cub.get_title(), cars.get_title()) == ("cub200", "cars196")
+    models = [label.get_text().replace("\n", " ") for label in cub.get_xticklabels()]
+    assert models == ["ArcFace", "ArcFace + BGAugment", "Triplet"]
+    assert bar_heights(cub) == [
+        pytest.approx([20.66, 20.91, 18.29]),  # clean
+        pytest.approx([12.87, 17.92, 10.94]),  # replaced backgrounds
+    ]
+    nan = float("nan")  # no cars196 run of the last two models: an empty slot, not a zero bar
+    assert bar_heights(cars) == [
+        pytest.approx([16.25, nan, nan], nan_ok=True),
+        pytest.approx([13.63, nan, nan], nan_ok=True),
+    ]
+    assert cub.get_ylabel() == "MAP@R x 100"
+    (legend,) = chart.legends
+    assert [t.get_text() for t in legend.get_texts()] == ["clean", "replaced backgrounds"]
 
 
 def test_report_errors(tmp_path):

@@ -3,17 +3,17 @@ reported; SLURM through submitit (its sbatch script, its local executor)."""
 
 import json
 import os
-import stat
 
 import pytest
 
 from bgbias.cli import main
 from bgbias.data.generate import BenchmarkConfig, generate_benchmark
 from bgbias.errors import ConfigError
+from bgbias.launch.slurm import time_minutes
 from bgbias.reproduce import LaunchOptions, SlurmOptions, reproduce, status
 from bgbias.reproduce import cell as cell_module
-from bgbias.reproduce.slurm import time_minutes
 from bgbias.reproduce.state import read_state, update_state
+from tests.helpers import fake_slurm
 
 PATTERN = "generated/[ct]*/base"  # generated/contrastive/base and generated/triplet/base
 TINY = BenchmarkConfig(
@@ -137,34 +137,21 @@ def test_dry_run_prints_the_commands_and_writes_nothing(tmp_path, capsys):
     assert "--limit 9" in printed and not out.exists()
 
 
-def _fake_slurm(folder):
-    """`sbatch` (keeps each script, answers with job 4242) and `srun` on a PATH of their own."""
-    folder.mkdir()
-    (folder / "sbatch").write_text(
-        '#!/bin/sh\ncp "$1" "$(dirname "$0")/submitted-$(ls "$(dirname "$0")" | wc -l).sh"\n'
-        'echo "Submitted batch job 4242"\n'
-    )
-    (folder / "srun").write_text("#!/bin/sh\nexit 0\n")
-    for name in ("sbatch", "srun"):
-        (folder / name).chmod((folder / name).stat().st_mode | stat.S_IEXEC)
-    return folder
-
-
 def test_slurm_without_sbatch_is_one_line_before_anything_runs(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     args = ["reproduce", PATTERN, "--out", str(tmp_path / "out"), "--launcher", "slurm"]
     assert main([*args, *tiny_overrides(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert err.strip().splitlines() == [
-        "bgbias: error: --launcher slurm: `sbatch` is not on the PATH (run bgbias reproduce "
-        "on a SLURM login node, or use --launcher local)"
+        "bgbias: error: --launcher slurm: `sbatch` is not on the PATH (run bgbias on a SLURM "
+        "login node, or use --launcher local)"
     ]
     assert not (tmp_path / "out").exists()
 
 
 def test_slurm_submits_a_job_array_with_the_requested_resources(tmp_path, monkeypatch, capsys):
     pytest.importorskip("submitit")  # in the dev extra; optional for users
-    bin_dir = _fake_slurm(tmp_path / "bin")
+    bin_dir = fake_slurm(tmp_path / "bin")
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     out = tmp_path / "out"
     args = [
@@ -205,7 +192,7 @@ def test_slurm_submits_a_job_array_with_the_requested_resources(tmp_path, monkey
 
 def test_slurm_dry_run_shows_the_sbatch_script(tmp_path, monkeypatch, capsys):
     pytest.importorskip("submitit")  # in the dev extra; optional for users
-    bin_dir = _fake_slurm(tmp_path / "bin")
+    bin_dir = fake_slurm(tmp_path / "bin")
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     args = ["reproduce", PATTERN, "--out", str(tmp_path / "out"), "--launcher", "slurm"]
     assert main([*args, "--dry-run", "--slurm-time", "90", *tiny_overrides(tmp_path)]) == 0

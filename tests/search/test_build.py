@@ -145,7 +145,7 @@ def test_unreadable_images_are_skipped_and_listed(tmp_path, checkpoint):
 def test_refuses_to_replace_a_folder_that_is_not_an_index(tmp_path, catalogue, checkpoint):
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "thesis.tex").write_text("precious")
-    with pytest.raises(OutputError, match="not a bgbias index"):
+    with pytest.raises(OutputError, match="docs: holds files bgbias did not write"):
         build(checkpoint, catalogue, tmp_path / "docs")
     assert (tmp_path / "docs" / "thesis.tex").read_text() == "precious"
 
@@ -164,6 +164,7 @@ def test_approximate_indexes_report_recall_against_exact_search(kind, tmp_path, 
     manifest = json.loads((out / "manifest.json").read_text())
     recall = manifest["index"]["recall"]
     assert manifest["index"]["type"] == kind and not manifest["index"]["exact"]
+    assert manifest["index"]["distance"] == "cosine"  # unit rows, inner product
     assert recall["queries"] == 100 and 0.0 < recall["recall_at_10"] <= 1.0
     assert f"recall@10 {recall['recall_at_10']:.4f} against exact search" in printed
     index = SearchIndex.load(out)
@@ -259,3 +260,26 @@ def test_an_untrained_model_is_refused_once_its_random_weights_are_redrawn(tmp_p
     assert main(["index", "small_cnn", "--untrained", str(catalogue), "--out", str(out), "-q"]) == 0
     with pytest.raises(ConfigError, match="no longer gives the embeddings the index was built"):
         SearchIndex.load(out).load_embedder()
+
+
+def test_index_into_a_web_project_with_a_manifest_is_refused(
+    tmp_path, catalogue, checkpoint, capsys
+):
+    project = tmp_path / "shop-site"
+    (project / "src").mkdir(parents=True)
+    (project / "src" / "app.js").write_text("console.log('shop')")
+    (project / "manifest.json").write_text('{"name": "shop", "start_url": "/"}')
+    code = main(["index", str(checkpoint), str(catalogue), "--out", str(project), "-q"])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and err.startswith(f"bgbias: error: {project}: holds files bgbias did not")
+    assert (project / "src" / "app.js").read_text() == "console.log('shop')"
+    assert json.loads((project / "manifest.json").read_text())["name"] == "shop"
+
+
+def test_a_rebuild_keeps_files_the_user_added_to_the_index_folder(tmp_path, catalogue, checkpoint):
+    out = tmp_path / "idx"
+    build(checkpoint, catalogue, out)
+    (out / "NOTES.md").write_text("built for the shop demo")
+    build(checkpoint, catalogue, out, chunk_size=4)
+    assert (out / "NOTES.md").read_text() == "built for the shop demo"
+    assert SearchIndex.load(out).manifest["count"] == 20

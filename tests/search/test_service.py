@@ -18,9 +18,10 @@ def test_without_the_mask_model_removal_answers_503_and_search_works(
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "none"))
     service = SearchService.open([built_index], ServeOptions(mask_model="u2netp", device="cpu"))
     removal = service.health()["remove_background"]
-    assert removal["available"] is False and "bgbias models fetch u2netp" in removal["problem"]
+    assert removal["available"] is False
+    assert "bgbias mask-weights fetch u2netp" in removal["problem"]
     photo = (catalogue / "images" / "c0" / "001.png").read_bytes()
-    with pytest.raises(Unavailable, match="bgbias models fetch u2netp") as caught:
+    with pytest.raises(Unavailable, match="bgbias mask-weights fetch u2netp") as caught:
         service.search_photo(photo, remove_background=True)
     assert caught.value.status == 503
     assert service.search_photo(photo, k=1)["results"][0]["id"] == "c0/001.png"

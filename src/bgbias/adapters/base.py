@@ -11,6 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import PurePath
 from typing import Any
 
 import torch
@@ -181,7 +182,8 @@ class TorchEmbedder(Embedder):
 
 @dataclass(frozen=True)
 class AdapterForm:
-    """One way to name a model: ``prefix:rest`` (``prefix`` set) or a spec ``matches`` accepts."""
+    """One way to name a model: ``prefix:rest`` (``prefix`` set), a file ending in one of
+    ``suffixes`` (``m.onnx`` as ``onnx:m.onnx``), or a spec ``matches`` accepts."""
 
     name: str
     load: Callable[[str, AdapterOptions], Embedder]
@@ -189,6 +191,7 @@ class AdapterForm:
     description: str
     prefix: str | None = None
     matches: Callable[[str], bool] | None = None
+    suffixes: tuple[str, ...] = ()  # lower case, with the dot
     requires: tuple[str, ...] = field(default=())  # optional packages it needs
 
 
@@ -200,7 +203,8 @@ def register_form(form: AdapterForm) -> AdapterForm:
 
 
 def load_embedder(spec: str, options: AdapterOptions | None = None) -> Embedder:
-    """The model ``spec`` names, in any registered form; an unknown form lists them all."""
+    """The model ``spec`` names, in any registered form (a model file by its suffix too); an
+    unknown form lists them all."""
     options = options or AdapterOptions()
     forms = [ADAPTERS.get(name) for name in ADAPTERS]
     prefix, colon, rest = spec.partition(":")
@@ -212,5 +216,15 @@ def load_embedder(spec: str, options: AdapterOptions | None = None) -> Embedder:
     for form in forms:
         if form.matches is not None and form.matches(spec):
             return form.load(spec, options)
+    suffix = PurePath(spec).suffix.lower()
+    for form in forms:
+        if suffix and suffix in form.suffixes:
+            return form.load(spec, options)
     listed = "; ".join(f"{f.syntax} ({f.description})" for f in forms)
+    if suffix:
+        files = ", ".join(f"{'/'.join(f.suffixes)} ({f.name})" for f in forms if f.suffixes)
+        raise ConfigError(
+            f"model file {spec}: suffix {suffix!r} names no model form (model files: {files}); "
+            f"forms: {listed}"
+        )
     raise ConfigError(f"model {spec!r} matches no model form; forms: {listed}")

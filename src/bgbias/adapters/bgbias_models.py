@@ -4,7 +4,7 @@ L2-normalised pooled features, no DML training)."""
 from __future__ import annotations
 
 from ..backbones import BACKBONES
-from ..backbones.registry import TIMM_PREFIX
+from ..backbones.registry import names_a_backbone
 from ..io import sha256_file
 from ..models import build_model
 from ..runs import load_trained_model, row_label
@@ -48,7 +48,7 @@ register_form(
         load_checkpoint_embedder,
         "<run>/checkpoints/best.ckpt",
         "a checkpoint bgbias trained",
-        matches=lambda spec: spec.endswith(".ckpt"),
+        suffixes=(".ckpt",),
     )
 )
 register_form(
@@ -57,7 +57,7 @@ register_form(
         load_backbone_embedder,
         "<backbone name>",
         f"a bgbias backbone: {', '.join(BACKBONES.names())}",
-        matches=lambda spec: spec in BACKBONES or spec.startswith(TIMM_PREFIX),
+        matches=names_a_backbone,
     )
 )
 

@@ -28,8 +28,10 @@ from .base import (
     register_form,
 )
 from .metadata import (
+    ONNX_SUFFIXES,
     PREPROCESSING_FILE,
     TORCHSCRIPT_EXTRA_FILE,
+    TORCHSCRIPT_SUFFIXES,
     ExportMetadata,
     json_extra_file,
     load_torchscript_file,
@@ -160,6 +162,7 @@ register_form(
         "an ONNX model run by onnxruntime (preprocessing from its metadata or --input-size/"
         "--mean/--std)",
         prefix="onnx",
+        suffixes=ONNX_SUFFIXES,
     )
 )
 register_form(
@@ -170,5 +173,6 @@ register_form(
         "a TorchScript model (preprocessing from its bgbias.json or preprocessing.json, or "
         "--input-size/--mean/--std)",
         prefix="torchscript",
+        suffixes=TORCHSCRIPT_SUFFIXES,
     )
 )

@@ -26,6 +26,10 @@ INPUT_NAME, OUTPUT_NAME = "images", "embeddings"  # the exported graph's input a
 TORCHSCRIPT_EXTRA_FILE = "bgbias.json"  # the metadata of a TorchScript file bgbias exported
 PREPROCESSING_FILE = "preprocessing.json"  # the plain keys of a TorchScript file made elsewhere
 PLAIN_KEYS = ("input_size", "mean", "std")
+# the file suffixes of each exported format: `bgbias export` picks the format by them and a
+# model file named without a form (``m.onnx``) is read as the one its suffix says
+ONNX_SUFFIXES = (".onnx",)
+TORCHSCRIPT_SUFFIXES = (".pt", ".ts", ".torchscript")
 
 
 class MetadataKeys:

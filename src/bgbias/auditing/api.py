@@ -24,6 +24,8 @@ from typing import Any
 import torch
 
 from ..adapters import AdapterOptions
+from ..outputs import claim_output
+from ..tabular import MISSING, mean_std
 from .compute import compute_audit
 from .figures import Grid
 from .models import ModelLike, as_embedders, restored, three_numbers
@@ -152,12 +154,13 @@ class AuditResult:
             cells = []
             for c in shown:
                 metric = m.conditions.get(c)
-                hit = None if metric is None else metric.hit_at_1
-                value = "–" if hit is None else f"{hit:.3f}"
-                if metric is not None and metric.hit_at_1_ci is not None:
-                    value += f" [{metric.hit_at_1_ci[0]:.3f}, {metric.hit_at_1_ci[1]:.3f}]"
-                if metric is not None and metric.hit_at_1_std is not None:
-                    value += f" ± {metric.hit_at_1_std:.3f}"
+                value = (
+                    MISSING
+                    if metric is None
+                    else mean_std(
+                        metric.hit_at_1, metric.hit_at_1_std, 3, interval=metric.hit_at_1_ci
+                    )
+                )
                 if metric is not None and metric.product_hit_at_1 is not None:
                     value += f"<br>product {metric.product_hit_at_1:.3f}"
                     if metric.product_hit_at_1_ci is not None:
@@ -165,7 +168,7 @@ class AuditResult:
                         value += f" [{lo:.3f}, {hi:.3f}]"
                     value += f" (chance {metric.product_chance:.3f})"
                 cells.append(f"<td>{value}</td>")
-            gap = "–" if m.bg_gap is None else f"{m.bg_gap:+.3f}"
+            gap = MISSING if m.bg_gap is None else f"{m.bg_gap:+.3f}"
             rows.append(
                 f"<tr><td>{e(m.label)}</td>{''.join(cells)}<td>{gap}</td>"
                 f"<td><b>{e(m.verdict.level)}</b></td></tr>"
@@ -188,13 +191,26 @@ class AuditResult:
         )
 
 
-def run_config(config: AuditConfig) -> AuditResult:
+def run_config(config: AuditConfig, out: str | os.PathLike | None = None) -> AuditResult:
     """Plan, then compute, the audit ``config`` describes; the users' modules are given back
-    as they were (device, training mode)."""
+    as they were (device, training mode). With ``out``: OUT is checked before anything else,
+    claimed (:func:`bgbias.outputs.claim_output`) only once every input is checked, made
+    masks go to OUT/masks (unless ``mask_cache`` says otherwise), and the result is saved
+    there."""
+    if out is not None:
+        out = prepare_out(out)
+        if config.mask_cache is None:
+            config = copy.copy(config)
+            config.mask_cache = out / "masks"
     with restored(config.models):
         plan = plan_audit(config)
+        if out is not None:
+            claim_output(out, "audit")
         audit, grids = compute_audit(plan)
-    return AuditResult(audit, grids)
+    result = AuditResult(audit, grids)
+    if out is not None:
+        result.save(out)
+    return result
 
 
 def audit(
@@ -225,12 +241,14 @@ def audit(
     batch_size: int = 64,
     device: str | torch.device = "auto",
     progress: bool = True,
+    out: str | os.PathLike | None = None,
 ) -> AuditResult:
     """Audit ``models`` on the images under ``images``; nothing is written (but masks that
-    ``mask_model`` makes, cached) until ``.save(out)``.
+    ``mask_model`` makes, cached) until ``.save(out)``, or, with ``out``, until every input is
+    checked (then OUT is claimed, made masks go to OUT/masks and the result is saved there).
 
     ``models``: one model, a list, or a dict name -> model. A model is a name in any form
-    ``bgbias list models`` shows (``"efficientnet_lite0"``, ``"onnx:model.onnx"``, a
+    ``bgbias list model-forms`` shows (``"efficientnet_lite0"``, ``"onnx:model.onnx"``, a
     checkpoint...), an ``nn.Module`` or a callable mapping normalised (B, 3, H, W) images to
     (B, D) embeddings (a callable gets no attention score: bgbias cannot differentiate it),
     or a ready ``bgbias.adapters.Embedder``; any of them as ``(model, preprocessing)``.
@@ -275,19 +293,14 @@ def audit(
         options=options,
         progress=progress,
     )
-    return run_config(config)
+    return run_config(config, out)
 
 
 def run_audit(config: AuditConfig) -> dict[str, Any]:
-    """``config``'s audit saved to ``config.out`` (checked first; made masks of a folder
-    without its own go to OUT/masks); returns the audit.json content."""
-    out = prepare_out(config.out)
-    if config.mask_cache is None:
-        config = copy.copy(config)
-        config.mask_cache = out / "masks"
-    result = run_config(config)
-    result.save(out)
-    return result.to_dict()
+    """``config``'s audit saved to ``config.out`` (checked first, claimed once every input is
+    checked; made masks of a folder without its own go to OUT/masks); returns the audit.json
+    content."""
+    return run_config(config, config.out).to_dict()
 
 
 __all__ = ["AuditResult", "ConditionMetrics", "ModelAudit", "audit", "run_audit"]

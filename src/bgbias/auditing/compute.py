@@ -14,13 +14,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from pytorch_metric_learning.distances import CosineSimilarity
 
 from .. import __version__
 from ..adapters import Embedder
 from ..attention import chosen_indices
 from ..attribution import attention_scores, summarize_scores
 from ..errors import DataError
+from ..metrics import Distance, distance_of
 from ..progress import progress_bar
 from .conditions import CONDITIONS, ConditionMaker, blend_alphas
 from .figures import Grid, grid_rows_for, mask_overlays
@@ -96,7 +96,7 @@ def grid_rows(
     ids: list[str],
     count: int,
     top_k: int,
-    distance: str,
+    distance: Distance,
 ) -> dict[str, list[dict[str, Any]]]:
     """For the ``count`` worst images under each grid condition: the query as the model saw it
     (RGB (3, C, C) in [0, 1], the condition's first draw) and its top-k originals, each
@@ -244,7 +244,7 @@ def compute_audit(plan: AuditPlan) -> tuple[dict[str, Any], dict[str, Grid]]:
         )
         embedded, count = embed_variants(embedder, maker, config.batch_size, config.progress)
         embedded_total += count
-        distance = "cosine" if isinstance(embedder.distance, CosineSimilarity) else "euclidean"
+        distance = distance_of(embedder.distance)
         result = score_model(
             embedded,
             labels,

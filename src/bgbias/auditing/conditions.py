@@ -32,7 +32,6 @@ from .images import Pixels
 
 CONDITIONS = ("original", "only_fg", "mixed_rand", "mixed_same", "only_bg")
 REPEATED = ("mixed_rand", "mixed_same")  # drawn ``repeats`` times: mean and std
-LABELLED = ("mixed_same",)  # need classes
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..data.datasets import scan, select_split
+from ..data.datasets import select_split
+from ..data.layout import scan
 from ..data.mask_sanity import mask_problems
 from ..data.transforms import center_view
 from ..decoding import load_image, load_mask

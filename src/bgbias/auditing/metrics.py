@@ -17,23 +17,35 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..metrics import METRIC_NAMES, per_query_metrics, retrieval_metrics
+from ..metrics import (
+    METRIC_NAMES,
+    Distance,
+    check_distance,
+    per_query_metrics,
+    retrieval_metrics,
+)
 
-INSTANCE_NAMES = ("hit_at_1", "mean_rank", "cosine_mean")
 BLOCK = 1024  # query rows per similarity block: memory O(BLOCK * N)
 RESAMPLES = 1000  # bootstrap resamples of an interval
 DRAWS_PER_CHUNK = 4_000_000  # resampled values held at once: memory O(32 MB)
 
 
-def similarity(queries: torch.Tensor, gallery: torch.Tensor, distance: str) -> torch.Tensor:
-    """(Q, N) higher-is-closer scores: cosine, or minus the squared euclidean distance."""
+def similarity(queries: torch.Tensor, gallery: torch.Tensor, distance: Distance) -> torch.Tensor:
+    """(Q, D) and (N, D) -> (Q, N) higher-is-closer scores: cosine, the inner product (dot), or
+    minus the squared euclidean distance."""
+    check_distance(distance)
     if distance == "cosine":
         return F.normalize(queries.float(), dim=1) @ F.normalize(gallery.float(), dim=1).T
+    if distance == "dot":
+        return queries.float() @ gallery.float().T
     return -torch.cdist(queries.float(), gallery.float()).square()
 
 
 def instance_ranks(
-    variants: torch.Tensor, originals: torch.Tensor, rows: torch.Tensor, distance: str = "cosine"
+    variants: torch.Tensor,
+    originals: torch.Tensor,
+    rows: torch.Tensor,
+    distance: Distance = "cosine",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """For variant k of image ``rows[k]``: the rank of that image's original among all
     ``originals`` (N, D), and the cosine similarity of the two embeddings. Returns (K,) long
@@ -55,7 +67,7 @@ def product_hits(
     originals: torch.Tensor,
     rows: torch.Tensor,
     labels: np.ndarray,
-    distance: str = "cosine",
+    distance: Distance = "cosine",
 ) -> torch.Tensor:
     """(K,) bool: the first original retrieved for variant k of image ``rows[k]`` has that
     image's label (its own original or a sibling view of the same product). A tie between the
@@ -120,7 +132,7 @@ def asymmetric_metrics(
     originals: torch.Tensor,
     labels: np.ndarray,
     rows: torch.Tensor,
-    distance: str = "cosine",
+    distance: Distance = "cosine",
 ) -> dict[str, float]:
     """MAP@R, P@1, R-Precision of queries ``rows`` (their variants, (K, D)) against all
     originals except each query's own; R = the other images of its class. Queries alone in
@@ -150,7 +162,7 @@ def asymmetric_metrics(
 
 
 def symmetric_metrics(
-    embeddings: torch.Tensor, labels: np.ndarray, rows: torch.Tensor, distance: str = "cosine"
+    embeddings: torch.Tensor, labels: np.ndarray, rows: torch.Tensor, distance: Distance = "cosine"
 ) -> dict[str, float]:
     """MAP@R, P@1, R-Precision with every image of the condition as query and gallery."""
     return retrieval_metrics(embeddings, labels[rows.numpy()], distance=distance)

@@ -16,6 +16,7 @@ import torch
 
 from ..adapters import AdapterOptions, Embedder, load_embedder
 from ..cache import cache_dir
+from ..data.background_sets import resolve_source
 from ..data.backgrounds import BackgroundBank, load_banks
 from ..devices import resolve_device
 from ..errors import ConfigError
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 class AuditConfig:
     """What to audit and how; see ``bgbias audit --help`` for each option.
 
-    ``models``: names in any form ``bgbias list models`` shows, or ready :class:`Embedder`s
+    ``models``: names in any form ``bgbias list model-forms`` shows, or ready :class:`Embedder`s
     (:func:`bgbias.audit` turns modules and callables into these). ``mask_cache``: where masks
     made by ``mask_model`` are kept (default: a bgbias folder's ``masks/``, else a folder per
     image root in bgbias's cache; ``bgbias audit`` uses ``OUT/masks``).
@@ -43,7 +44,7 @@ class AuditConfig:
     mask_suffix: str = ""
     mask_model: str | None = None
     mask_cache: str | os.PathLike | None = None
-    backgrounds: str | os.PathLike | None = None  # photo folder (its test/) or procedural
+    backgrounds: str | os.PathLike | None = None  # photo folder (its test/), set name, procedural
     repeats: int = 5
     blend_steps: int = 5
     attention: int = 0  # images whose attention score is computed, per differentiable model
@@ -89,7 +90,7 @@ AT_LEAST = {
 def check_options(config: AuditConfig) -> None:
     """Every numeric option in range and a known mask model; a ConfigError names the option."""
     if not config.models:
-        raise ConfigError("name at least one model (`bgbias list models` shows the forms)")
+        raise ConfigError("name at least one model (`bgbias list model-forms` shows the forms)")
     for name, least in AT_LEAST.items():
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
@@ -104,8 +105,10 @@ def check_options(config: AuditConfig) -> None:
 
 
 def load_bank(source: str | os.PathLike | None, short_side: int) -> BackgroundBank:
-    """``mixed_rand``'s backgrounds: a folder's ``test/`` photos (or the folder's own), or the
-    procedural test bank (the one bgbias evaluations use: disjoint from BGAugment's)."""
+    """``mixed_rand``'s backgrounds: a folder's ``test/`` photos (or the folder's own), a named
+    set's (``paper``: its test photos), or the procedural test bank (the one bgbias evaluations
+    use: disjoint from BGAugment's)."""
+    source = resolve_source(source)  # a set not fetched raises with the fetch command
     if source is None or str(source) == "procedural":
         return load_banks(None, short_side, splits=("test",))["test"]
     folder = Path(source)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ..io import write_text
+from ..tabular import MISSING, markdown_table, mean_std
 from .figures import Grid, blend_curve, condition_bars, retrieval_grid
 
 CONDITION_TEXT = {
@@ -31,16 +32,12 @@ METRIC_TEXT = {
 
 
 def _value(entry: dict[str, Any], family: str, metric: str) -> str:
-    value = entry.get(family, {}).get(metric)
-    if value is None:
-        return "–"
-    std = entry.get("std", {}).get(family, {}).get(metric)
-    digits = 2 if metric == "mean_rank" else 3
-    text = f"{value:.{digits}f}"
-    interval = entry.get(family, {}).get(f"{metric}_ci")
-    if interval is not None:
-        text += f" [{interval[0]:.{digits}f}, {interval[1]:.{digits}f}]"
-    return text + (f" ± {std:.{digits}f}" if std is not None else "")
+    return mean_std(
+        entry.get(family, {}).get(metric),
+        entry.get("std", {}).get(family, {}).get(metric),
+        digits=2 if metric == "mean_rank" else 3,
+        interval=entry.get(family, {}).get(f"{metric}_ci"),
+    )
 
 
 class Table(NamedTuple):
@@ -129,12 +126,10 @@ def tables(audit: dict[str, Any]) -> list[Table]:
     )
     rows = [
         ["BG-gap (MAP@R mixed_same - mixed_rand)"]
-        + ["–" if m["bg_gap"] is None else f"{m['bg_gap']:+.3f}" for m in models.values()],
+        + [MISSING if m["bg_gap"] is None else f"{m['bg_gap']:+.3f}" for m in models.values()],
         ["attention score (mean ± std)"]
         + [
-            "–"
-            if not m["attention_score"]
-            else f"{m['attention_score']['mean']:.3f} ± {m['attention_score']['std']:.3f}"
+            mean_std(score["mean"], score["std"], 3) if (score := m["attention_score"]) else MISSING
             for m in models.values()
         ],
     ]
@@ -182,14 +177,7 @@ def _markdown(audit, figures: dict[str, str]) -> str:
     lines += ["", "## Conditions", ""]
     lines += [f"- `{c}`: {CONDITION_TEXT[c]}" for c in audit["conditions"]]
     for title, header, rows, _ in tables(audit):
-        lines += [
-            "",
-            f"## {title}",
-            "",
-            "| " + " | ".join(header) + " |",
-            "|" + "---|" * len(header),
-        ]
-        lines += ["| " + " | ".join(r) + " |" for r in rows]
+        lines += ["", f"## {title}", "", *markdown_table(header, rows)]
     lines += ["", "## Figures", ""]
     lines += [f"![{name}](figures/{name}.png)" for name in figures]
     if audit["notes"]:
@@ -278,9 +266,9 @@ def write_reports(audit: dict[str, Any], grids: dict[str, Grid], out: Path) -> N
         retrieval_grid(grid.rows, grid.gallery, folder / f"{name}.png", label)
         figures[name] = (
             f"{label}: its worst queries under mixed_rand and only_bg with their "
-            "top results among the originals (green frame: the query's own "
-            "original, light green: same class, red: wrong). Under only_bg a "
-            "green result means the image was found from its background alone."
+            "top results among the originals (dark blue frame: the query's own "
+            "original, light blue: same class, orange: wrong). Under only_bg a "
+            "dark blue result means the image was found from its background alone."
         )
     write_text(out / "report.md", _markdown(audit, figures))
     write_text(out / "report.html", _html(audit, figures, out, grids))

@@ -1,35 +1,36 @@
-"""Writing an audit to OUT: the whole report (figures/, report.md, report.html, audit.json) is
-built in a hidden folder beside the old one and swapped in at the end, so a failed run leaves
-the previous complete report. During the swap the old ``audit.json`` goes first and the new one
-comes last: a kill in those milliseconds leaves no ``audit.json``, never a mix that looks
-complete. Nothing else in OUT is deleted: not files the audit did not write, not other jobs'
-temporary folders (only a killed audit's own ``.audit.partial-*`` are cleared, under its lock).
+"""Writing an audit to OUT under the output-folder contract (:mod:`bgbias.outputs`): OUT is
+an audit's own folder (its marker) or a new or empty one; the whole report (figures/, report.md,
+report.html, audit.json) is built in a stage folder inside OUT and swapped in at the end, so a
+failed run, a kill or a full disk leaves the previous complete report. During the swap the old
+``audit.json`` goes first and the new one comes last: a kill in those milliseconds leaves no
+``audit.json``, never a mix that looks complete. Nothing else in OUT is deleted: not files the
+audit did not write, not other jobs' temporary folders (only a dead audit's own stage, under
+the audit lock).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import uuid
 from pathlib import Path
 from typing import Any
 
 from ..errors import OutputError
-from ..io import ensure_writable_dir, lock_folder, remove_tree, write_json
+from ..io import lock_folder, write_json
+from ..outputs import check_output, claim_output, remove_dead_stages, staging, swap_in
 from .figures import Grid
 from .report import write_reports
 
-OUTPUTS = ("audit.json", "report.md", "report.html", "figures")
-STAGING = ".audit.partial-"  # the hidden folder a report is built in
+OUTPUTS = ("audit.json", "report.md", "report.html", "figures")  # audit.json: the complete one
 FIGURE_NAME = re.compile(r"(conditions|blend|retrieval_grid_\d+)\.png")
 
 
 def prepare_out(out: str | os.PathLike) -> Path:
-    """Create OUT if needed and check it can take a report: writable, and any ``figures/``
-    there holds only an earlier audit's figures (the swap replaces that folder whole, so a
-    folder of other files is refused rather than deleted). Call it before long work."""
-    out = ensure_writable_dir(out)
+    """Check, writing nothing, that OUT can take a report (:func:`bgbias.outputs.check_output`),
+    and that any ``figures/`` there holds only an earlier audit's figures (the swap replaces
+    that folder whole, so a folder of other files is refused rather than deleted). Call it
+    before long work."""
+    out = check_output(out, "audit")
     for name in OUTPUTS:
         path = out / name
         if name != "figures" and path.is_dir():
@@ -50,41 +51,15 @@ def prepare_out(out: str | os.PathLike) -> Path:
 def save_audit(audit: dict[str, Any], grids: dict[str, Grid], out: str | os.PathLike) -> Path:
     """Write ``audit`` (the audit.json content, verdicts set) and its report into OUT,
     replacing a previous audit's there only once everything is written. Returns OUT."""
-    out = prepare_out(out)
-    lock = lock_folder(out, "audit", leftovers=(f"{STAGING}*",))
+    out = claim_output(prepare_out(out), "audit")
+    # under the lock no other audit is saving: an older bgbias's stage there is a killed one's
+    lock = lock_folder(out, "audit", leftovers=(".audit.partial-*",))
     try:
-        stage = out / f"{STAGING}{uuid.uuid4().hex[:12]}"
-        stage.mkdir()
-        try:
+        remove_dead_stages(out, "audit")
+        with staging(out, "audit") as stage:
             write_reports(audit, grids, stage)
             write_json(stage / "audit.json", audit)
-            _swap(stage, out)
-        finally:
-            remove_tree(stage)  # now holds only the replaced report, or a failed one
+            swap_in(stage, out, OUTPUTS)
     finally:
         lock.release()
     return out
-
-
-def _swap(stage: Path, out: Path) -> None:
-    """Move OUT's old outputs into ``stage/replaced`` (audit.json first), then the new ones
-    from ``stage`` into OUT (audit.json last); on an error, put the old ones back."""
-    replaced = stage / "replaced"
-    replaced.mkdir()
-    moved_old, moved_new = [], []
-    try:
-        for name in OUTPUTS:  # audit.json first: OUT never pairs an old audit.json with new files
-            if os.path.lexists(out / name):
-                os.replace(out / name, replaced / name)
-                moved_old.append(name)
-        for name in ("figures", "report.md", "report.html", "audit.json"):
-            os.replace(stage / name, out / name)
-            moved_new.append(name)
-    except OSError as exc:
-        for name in moved_new:
-            with contextlib.suppress(OSError):
-                os.replace(out / name, stage / name)
-        for name in moved_old:
-            with contextlib.suppress(OSError):
-                os.replace(replaced / name, out / name)
-        raise OutputError(f"{out}: could not put the new report in place ({exc})") from None

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..metrics import Distance
 from .conditions import CONDITIONS, REPEATED, Variant
 from .metrics import (
     area_quartiles,
@@ -54,7 +55,7 @@ def _condition_scores(
     embedded: Embedded,
     keys: list[str],
     labels: np.ndarray | None,
-    distance: str,
+    distance: Distance,
     n: int,
 ) -> tuple[dict[str, Any], PerImage]:
     per_repeat, hit, cosine, rank, seen = [], np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
@@ -111,7 +112,7 @@ def score_model(
     ids: list[str],
     mask_area: np.ndarray,
     alphas: list[float],
-    distance: str = "cosine",
+    distance: Distance = "cosine",
     worst: int = 8,
     seed: int = 0,
 ) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The backbone registry; ``timm/<name>`` resolves any timm model when timm is installed."""
+"""The backbone registry; ``timm:<name>`` resolves any timm model when timm is installed."""
 
 from __future__ import annotations
 
@@ -31,16 +31,31 @@ class BackboneSpec:
 
 
 BACKBONES: Registry[BackboneSpec] = Registry("backbone")
-TIMM_PREFIX = "timm/"
+# One spelling for a timm model, everywhere a model is named (a training config's backbone,
+# a model spec): the ``form:value`` of every other model form. ``timm/<name>`` (the spelling
+# of earlier releases) is an error naming it.
+TIMM_PREFIX = "timm:"
+OLD_TIMM_PREFIX = "timm/"
+
+
+def names_a_backbone(name: str) -> bool:
+    """Whether ``name`` is a registered backbone, or a timm model in the old spelling (so
+    that :func:`backbone_spec` says how to write it)."""
+    return name in BACKBONES or name.startswith(OLD_TIMM_PREFIX)
 
 
 def backbone_spec(name: str) -> BackboneSpec:
+    if name.startswith(OLD_TIMM_PREFIX):
+        raise ConfigError(
+            f"backbone {name!r}: timm models are written {TIMM_PREFIX}<name>, "
+            f"here {TIMM_PREFIX}{name[len(OLD_TIMM_PREFIX) :]}"
+        )
     if name.startswith(TIMM_PREFIX):
         return _timm_spec(name[len(TIMM_PREFIX) :])
     if name not in BACKBONES:
         raise ConfigError(
             f"unknown backbone {name!r}; valid: {', '.join(BACKBONES.names())}, "
-            f"or {TIMM_PREFIX}<any timm model> (needs `pip install timm`)"
+            f"or {TIMM_PREFIX}<any timm model> (`pip install bgbias[timm]`)"
         )
     return BACKBONES.get(name)
 
@@ -48,13 +63,16 @@ def backbone_spec(name: str) -> BackboneSpec:
 def _timm_spec(model_name: str) -> BackboneSpec:
     try:
         import timm
-    except ImportError:
+    except Exception as exc:  # noqa: BLE001 - a broken torchvision raises RuntimeError too
+        reason = "is not installed" if isinstance(exc, ImportError) else f"failed: {exc}"
         raise ConfigError(
-            f"backbone {TIMM_PREFIX}{model_name} needs timm: `pip install timm` "
-            "(which needs a torchvision matching your torch)"
+            f"{TIMM_PREFIX}<name> models need timm (`pip install bgbias[timm]`); import timm "
+            f"{reason}"
         ) from None
     if not timm.is_model(model_name):
-        raise ConfigError(f"timm has no model {model_name!r}")
+        raise ConfigError(
+            f"{TIMM_PREFIX}{model_name}: timm has no model {model_name!r} (see timm.list_models())"
+        )
     cfg = timm.get_pretrained_cfg(model_name)
     cfg = cfg.to_dict() if cfg is not None and hasattr(cfg, "to_dict") else (cfg or {})
     size = int(cfg.get("input_size", (3, 224, 224))[-1])

@@ -12,8 +12,8 @@ from . import (
     export,
     index,
     lists,
+    mask_weights,
     masks,
-    models,
     report,
     reproduce,
     serve,
@@ -34,6 +34,6 @@ COMMANDS = (
     index,
     serve,
     masks,
-    models,
+    mask_weights,
     lists,
 )

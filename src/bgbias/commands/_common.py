@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import textwrap
 from collections.abc import Callable, Iterable
 
@@ -94,6 +95,25 @@ def add_command(
     return parser
 
 
+def deprecated_notice(old: str, new: str) -> None:
+    """The one line a renamed spelling prints (on stderr) while it still works."""
+    logging.getLogger("bgbias").warning(
+        "`bgbias %s` is now `bgbias %s`; the old name will be removed in the next release",
+        old,
+        new,
+    )
+
+
+def add_deprecated_command(subparsers, old: str, new: str) -> argparse.ArgumentParser:
+    """A hidden parser for command ``old``, renamed ``new``: it works as ``new`` does after a
+    one-line notice, so a user's scripts keep running and say what to change."""
+    parser = subparsers.add_parser(  # no help=: not listed in `bgbias --help`
+        old, description=f"deprecated: use `bgbias {new}`", formatter_class=HelpFormatter
+    )
+    parser.set_defaults(renamed=(old, new))
+    return parser
+
+
 def int_at_least(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
     """An argparse type: an integer >= ``minimum`` (and <= ``maximum`` when given)."""
 
@@ -172,7 +192,7 @@ def three_positive_numbers(text: str) -> tuple[float, float, float]:
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
-    """Options for models named in any adapter form (see `bgbias list models`)."""
+    """Options for models named in any adapter form (see `bgbias list model-forms`)."""
     parser.add_argument("--weights", help="a local weight file for the model (offline use)")
     parser.add_argument(
         "--untrained", action="store_true", help="a bare backbone with random weights"

@@ -27,7 +27,7 @@ def register(subparsers) -> None:
         "models",
         nargs="+",
         metavar="MODEL",
-        help="models in any form (`bgbias list models`): checkpoints, backbone names, "
+        help="models in any form (`bgbias list model-forms`): checkpoints, backbone names, "
         "onnx:FILE, torchscript:FILE, timm:NAME, hf:ID, open_clip:ARCH, python:MODULE:FACTORY",
     )
     parser.add_argument("images", metavar="IMAGES", help="image folder")
@@ -57,7 +57,8 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--backgrounds",
         help="folder of background photos for mixed_rand (its test/ sub-folder when it has "
-        "one; default: procedural textures)",
+        "one) or a named set (paper: its test photos, see `bgbias backgrounds list`; default: "
+        "procedural textures)",
     )
     parser.add_argument(
         "--repeats", type=int_at_least(1), default=5, help="draws of mixed_rand and mixed_same"
@@ -93,9 +94,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from ..auditing.api import audit
-    from ..auditing.save import prepare_out
 
-    out = prepare_out(args.out)  # an unwritable OUT fails before the long work
     result = audit(
         args.models,
         args.images,
@@ -104,7 +103,6 @@ def run(args) -> int:
         image_suffix=args.image_suffix,
         mask_suffix=args.mask_suffix,
         mask_model=args.mask_model,
-        mask_cache=out / "masks",  # masks made for a folder without its own: kept in OUT
         backgrounds=args.backgrounds,
         input_size=args.input_size,
         mean=args.mean,
@@ -121,8 +119,8 @@ def run(args) -> int:
         seed=args.seed,
         batch_size=args.batch_size,
         device=args.device,
+        out=args.out,  # checked first, claimed once every input is; made masks go to OUT/masks
     )
-    result.save(out)
     for name, found in result.verdicts.items():
         print(f"{name}: {found.sentence}")
     for note in result.notes:

@@ -115,7 +115,7 @@ def import_(args) -> int:
 
 
 def split_(args) -> int:
-    from ..data.datasets import write_class_split
+    from ..data.layout import write_class_split
 
     splits = write_class_split(
         args.root, {"train": args.train, "val": args.val, "test": args.test}, seed=args.seed

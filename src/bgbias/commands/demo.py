@@ -20,7 +20,8 @@ def register(subparsers) -> None:
     parser.add_argument("--out", default=str(defaults.out), help="output folder")
     parser.add_argument(
         "--backgrounds",
-        help="folder with val/ and test/ background photos (default: procedural banks)",
+        help="folder with val/ and test/ background photos or a named set (paper, see "
+        "`bgbias backgrounds list`; default: procedural banks)",
     )
     parser.add_argument(
         "--epochs", type=int_at_least(1), default=defaults.epochs, help="epochs of 100 steps"

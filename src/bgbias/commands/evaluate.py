@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..tabular import mean_std
 from ._common import (
     MASK_MODELS,
     RegistryChoice,
@@ -23,7 +24,7 @@ def register(subparsers) -> None:
         "replaced from the test bank; write every value to JSON (beside a checkpoint).",
     )
     parser.add_argument(
-        "model", help="a bgbias checkpoint or any model form (`bgbias list models`)"
+        "model", help="a bgbias checkpoint or any model form (`bgbias list model-forms`)"
     )
     add_model_options(parser)
     parser.add_argument("--dataset", help="dataset name (default: the checkpoint's)")
@@ -34,7 +35,8 @@ def register(subparsers) -> None:
     )
     parser.add_argument(
         "--backgrounds",
-        help="folder with test/ photos, or 'procedural' (default: the checkpoint's source)",
+        help="folder with test/ photos, a named set (paper) or 'procedural' (default: the "
+        "checkpoint's source)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the background draws")
     parser.add_argument("--batch-size", type=int_at_least(1), default=64, help="images per batch")
@@ -108,7 +110,7 @@ def run(args) -> int:
     if result["corrupted"]:
         c = result["corrupted"]
         print(
-            f"corrupted: MAP@R {c['map_at_r']['mean']:.4f} ± {c['map_at_r']['std']:.4f}  "
+            f"corrupted: MAP@R {mean_std(c['map_at_r']['mean'], c['map_at_r']['std'], 4)}  "
             f"P@1 {c['precision_at_1']['mean']:.4f}  R-Precision {c['r_precision']['mean']:.4f}"
             f"  ({result['repeats']} repeats)"
         )

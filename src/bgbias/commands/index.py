@@ -16,6 +16,7 @@ from ._common import (
     int_at_least,
     registry_names,
 )
+from ._launch import add_launch_options, launch_options
 
 UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
@@ -36,14 +37,19 @@ def register(subparsers) -> None:
         description="CATALOGUE: a folder (ROOT/<label>/<image>, or images directly in it), a "
         "bgbias dataset folder, or a CSV with columns path[,id][,label]. Writes OUT/ (faiss "
         "index, items, thumbnails, manifest). A killed build resumes where it stopped; OUT "
-        "appears only when complete.",
+        "appears only when complete. With --shards N the catalogue is embedded in N shards "
+        "(--launcher local: one after another, then merged; slurm: one job array, then "
+        "`bgbias index merge OUT` writes the index once the jobs have ended).",
+        usage="%(prog)s [options] MODEL CATALOGUE --out OUT\n       %(prog)s merge OUT",
     )
     parser.add_argument(
-        "model", help="a bgbias checkpoint or any model form (`bgbias list models`)"
+        "model",
+        help="a bgbias checkpoint or any model form (`bgbias list model-forms`); or `merge`: write "
+        "the index OUT from its finished shards",
     )
     add_model_options(parser)
-    parser.add_argument("catalogue", help="image folder, dataset folder or CSV file")
-    parser.add_argument("--out", required=True, help="index folder to write")
+    parser.add_argument("catalogue", help="image folder, dataset folder or CSV file (merge: OUT)")
+    parser.add_argument("--out", help="index folder to write (required)")
     parser.add_argument(
         "--index",
         dest="index_type",
@@ -97,16 +103,40 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--workers", type=int_at_least(1), default=2, help="decoding threads")
     add_device(parser)
+    parser.add_argument(
+        "--shards",
+        type=int_at_least(1),
+        metavar="N",
+        help="embed in N shards, each a job of --launcher; a rerun launches only the shards "
+        "not finished",
+    )
+    add_launch_options(parser, task="shard")
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
+    from ..errors import ConfigError
     from ..search.build import build_index
 
+    if args.model == "merge":
+        return _merge(args)
+    if not args.out:
+        raise ConfigError("name the index folder to write: --out OUT")
+    if args.shards is not None or args.launcher != "local":
+        return _run_shards(args)
     manifest = build_index(
         args.model,
         args.catalogue,
         args.out,
+        **_settings(args),
+        options=adapter_options(args),
+    )
+    _print_index(args.out, manifest)
+    return 0
+
+
+def _settings(args) -> dict:
+    return dict(
         index_type=args.index_type,
         split=args.split,
         batch_size=args.batch_size,
@@ -114,13 +144,56 @@ def run(args) -> int:
         thumb_size=args.thumb_size,
         device=args.device,
         workers=args.workers,
-        options=adapter_options(args),
         foreground=args.foreground,
         fill=args.fill,
         milvus=args.milvus,
         max_memory=args.max_memory,
         rerank=args.rerank,
     )
+
+
+def _run_shards(args) -> int:
+    from ..search.shards import launch_index_shards
+
+    built = launch_index_shards(
+        args.model,
+        args.catalogue,
+        args.out,
+        args.shards or 1,
+        args.launcher,
+        launch_options(args),
+        adapter=adapter_options(args),
+        **_settings(args),
+    )
+    run = built.run
+    if run.finished_before:
+        print(f"{len(run.finished_before)} of {run.shards} shard(s) already finished")
+    if run.jobs:
+        shards = ", ".join(str(k) for k in run.launched)
+        print(
+            f"submitted shard(s) {shards} of {run.shards} as SLURM job(s) {', '.join(run.jobs)} "
+            f"(logs in {built.submitit}); when they have ended: bgbias index merge {args.out}"
+        )
+    elif built.manifest is not None:
+        _print_index(args.out, built.manifest)
+    else:
+        print(f"all {run.shards} shard(s) finished; next: bgbias index merge {args.out}")
+    return 0
+
+
+def _merge(args) -> int:
+    from ..errors import ConfigError
+    from ..search.shards import merge_index
+
+    out = args.out or args.catalogue
+    if args.out and args.catalogue != args.out:
+        raise ConfigError(f"bgbias index merge OUT: got {args.catalogue} and --out {args.out}")
+    device = None if args.device == "auto" else args.device
+    _print_index(out, merge_index(out, device=device))
+    return 0
+
+
+def _print_index(out, manifest) -> None:
     build, index = manifest["build"], manifest["index"]
     recall = index["recall"]
     quality = (
@@ -139,7 +212,7 @@ def run(args) -> int:
         )
     vectors = " (full and foreground vectors)" if "foreground" in index["fields"] else ""
     print(
-        f"wrote {args.out}: {manifest['count']} items, {manifest['dim']}-d{vectors}, "
+        f"wrote {out}: {manifest['count']} items, {manifest['dim']}-d{vectors}, "
         f"{index['type']} index{where}{size}{quality}; {build['images_per_second']} images/s"
         + (
             f"; {len(skipped)} unreadable image(s) skipped (listed in manifest.json)"
@@ -147,4 +220,3 @@ def run(args) -> int:
             else ""
         )
     )
-    return 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._common import add_command
+from ._common import add_command, deprecated_notice
 
 
 def _presets() -> list[str]:
@@ -22,7 +22,7 @@ def _described(registry_path: str, describe) -> callable:
     return entries
 
 
-def _models() -> list[str]:
+def _model_forms() -> list[str]:
     import importlib.util
 
     from ..adapters import ADAPTERS
@@ -32,12 +32,14 @@ def _models() -> list[str]:
         form = ADAPTERS.get(name)
         missing = [p for p in form.requires if importlib.util.find_spec(p) is None]
         note = f" [needs {', '.join(missing)}: not installed]" if missing else ""
+        if form.suffixes:
+            note += f" [files: {', '.join(f'*{s}' for s in form.suffixes)}]"
         lines.append(f"{form.syntax:34} {form.description}{note}")
     return lines
 
 
 def _published() -> list[str]:
-    from ..report.compare import PUBLISHED, published
+    from ..report.published import PUBLISHED, published
 
     return [f"{name:24} {published(name)[0]}" for name in PUBLISHED]
 
@@ -51,13 +53,13 @@ KINDS = {
         "bgbias.backbones.registry.RECIPES",
         lambda r: f"resize {r.resize}, crop {r.crop}, {r.normalization.channels}",
     ),
-    "models": _models,
+    "model-forms": _model_forms,
     "mask-models": _described("bgbias.masks.predictors.PREDICTORS", lambda p: ""),
     "mask-engines": _described("bgbias.masks.predictors.U2NET_ENGINES", lambda e: ""),
     "background-sets": _described(
         "bgbias.data.background_sets.BACKGROUND_SETS", lambda s: s.description
     ),
-    "launchers": _described("bgbias.reproduce.launchers.LAUNCHERS", lambda s: s.description),
+    "launchers": _described("bgbias.launch.launchers.LAUNCHERS", lambda s: s.description),
     "index-types": _described("bgbias.search.index.INDEX_TYPES", lambda t: t.description),
     "export-formats": _described("bgbias.export.EXPORT_FORMATS", lambda f: ", ".join(f.suffixes)),
     "published": _published,
@@ -67,12 +69,32 @@ KINDS = {
 }
 
 
+RENAMED_KINDS = {"models": "model-forms"}  # old -> new; the old ones work with a notice
+
+
+class _Renamed(str):
+    """A kind given by its old name: the new one, remembering the old for the notice."""
+
+    old: str
+
+
+def _kind(value: str) -> str:
+    """argparse's type (applied before the choices check): an old name becomes the new."""
+    if value not in RENAMED_KINDS:
+        return value
+    renamed = _Renamed(RENAMED_KINDS[value])
+    renamed.old = value
+    return renamed
+
+
 def register(subparsers) -> None:
     parser = add_command(subparsers, "list", help="names bgbias knows: presets, losses, ...")
-    parser.add_argument("kind", choices=list(KINDS), help="what to list")
+    parser.add_argument("kind", type=_kind, choices=list(KINDS), help="what to list")
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
+    if isinstance(args.kind, _Renamed):
+        deprecated_notice(f"list {args.kind.old}", f"list {args.kind}")
     print("\n".join(line.rstrip() for line in KINDS[args.kind]()))
     return 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from ._common import MASK_MODELS, RegistryChoice, add_command, add_device, int_at_least
+from ._launch import add_launch_options, launch_options
 
 
 def register(subparsers) -> None:
@@ -26,7 +27,16 @@ def register(subparsers) -> None:
         listed_by="bgbias list mask-models",
         help="mask model",
     )
-    parser.add_argument("--shard", default="0/1", help="K/N: every N-th image from the K-th")
+    parser.add_argument(
+        "--shard", help="K/N: only every N-th image from the K-th (default: all images)"
+    )
+    parser.add_argument(
+        "--shards",
+        type=int_at_least(1),
+        metavar="N",
+        help="split the job into N shards, each a job of --launcher (local: one after another; "
+        "slurm: one job array); a rerun launches only the shards not finished",
+    )
     add_device(parser)
     parser.add_argument(
         "--batch-size",
@@ -61,6 +71,7 @@ def register(subparsers) -> None:
         help="also mask each mirrored photo and flag masks that disagree with it (twice the "
         "model time)",
     )
+    add_launch_options(parser, task="shard")
     parser.set_defaults(func=run)
 
     check = add_command(
@@ -85,21 +96,29 @@ def _backends() -> list[str]:
     return ["auto", *U2NET_ENGINES.names()]
 
 
+def _settings(args) -> dict:
+    return {
+        "model": args.model,
+        "device": args.device,
+        "backend": args.backend,
+        "batch_size": args.batch_size,
+        "workers": args.workers,
+        "threads": args.threads,
+        "precision": args.precision,
+        "flip_check": args.flip_check,
+    }
+
+
 def run(args) -> int:
+    from ..errors import ConfigError
     from ..masks.generate import generate_masks, parse_shard
 
+    if args.shards is not None or args.launcher != "local":
+        if args.shard is not None:
+            raise ConfigError("--shard K/N runs one shard by hand; --shards N launches them all")
+        return _run_shards(args)
     report = generate_masks(
-        args.images,
-        args.masks,
-        model=args.model,
-        shard=parse_shard(args.shard),
-        device=args.device,
-        backend=args.backend,
-        batch_size=args.batch_size,
-        workers=args.workers,
-        threads=args.threads,
-        precision=args.precision,
-        flip_check=args.flip_check,
+        args.images, args.masks, shard=parse_shard(args.shard or "0/1"), **_settings(args)
     )
     print(
         f"{report.written} mask(s) written, {report.already_done} already there, "
@@ -118,6 +137,42 @@ def run(args) -> int:
             print(f"  failed: {failure['error']}")
         print(f"{len(report.failed)} image(s) failed; all are listed in {report.failures_file}")
     return 0 if report.ok else 1
+
+
+def _run_shards(args) -> int:
+    from ..masks.shards import launch_mask_shards
+
+    run = launch_mask_shards(
+        args.images,
+        args.masks,
+        args.shards or 1,
+        args.launcher,
+        launch_options(args),
+        **_settings(args),
+    )
+    if run.finished_before:
+        print(f"{len(run.finished_before)} of {run.shards} shard(s) already finished")
+    if not run.launched:
+        print(f"all {run.shards} shard(s) finished: {args.masks}")
+        return 0
+    shards = ", ".join(str(k) for k in run.launched)
+    if run.jobs:
+        print(
+            f"submitted shard(s) {shards} of {run.shards} as SLURM job(s) "
+            f"{', '.join(run.jobs)}; logs in {run.result.folder}; run this command again when "
+            "they end: it submits only shards not finished"
+        )
+        return 0
+    reports = run.result.results
+    failed = sum(report["failed"] for report in reports)
+    print(
+        f"ran shard(s) {shards} of {run.shards}: {sum(r['written'] for r in reports)} mask(s) "
+        f"written, {sum(r['already_done'] for r in reports)} already there, {failed} failed"
+    )
+    for report in reports:
+        if report["failed"]:
+            print(f"  {report['failed']} failed: listed in {report['failures_file']}")
+    return 1 if failed else 0
 
 
 def check_masks(args) -> int:

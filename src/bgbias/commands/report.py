@@ -26,7 +26,7 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--compare",
         action=RegistryChoice,
-        names=registry_names("bgbias.report.compare.PUBLISHED"),
+        names=registry_names("bgbias.report.published.PUBLISHED"),
         listed_by="bgbias list published",
         help="beside published results (default OUT: <first RESULTS folder>/compare-<name>)",
     )

@@ -3,9 +3,8 @@ scores, resumably, here or on a SLURM cluster; `--status DIR` shows where each c
 
 from __future__ import annotations
 
-import argparse
-
-from ._common import RegistryChoice, add_command, int_at_least, registry_names
+from ._common import add_command, int_at_least
+from ._launch import add_launch_options, launch_options
 
 
 def register(subparsers) -> None:
@@ -27,17 +26,7 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--stages", default="train,evaluate,attention", help="comma-separated stages to run"
     )
-    parser.add_argument(
-        "--launcher",
-        default="local",
-        action=RegistryChoice,
-        names=registry_names("bgbias.reproduce.launchers.LAUNCHERS"),
-        listed_by="bgbias list launchers",
-        help="where to run",
-    )
-    parser.add_argument(
-        "--jobs", type=int_at_least(1), default=1, help="local: cells at once (one GPU each)"
-    )
+    add_launch_options(parser, task="cell")
     parser.add_argument("--repeats", type=int_at_least(0), default=5, help="test background draws")
     parser.add_argument(
         "--attention-limit",
@@ -46,52 +35,13 @@ def register(subparsers) -> None:
         help="attention scores of a seeded random N test images; all when not given",
     )
     parser.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
-    parser.add_argument("--wait", action="store_true", help="slurm: wait until the jobs end")
     parser.add_argument("--resubmit", action="store_true", help="slurm: submit queued cells again")
-    slurm = parser.add_argument_group("SLURM (--launcher slurm, one job per cell)")
-    slurm.add_argument("--slurm-partition", help="partition")
-    slurm.add_argument(
-        "--slurm-gpus", type=int_at_least(0), help="GPUs per job; trainer.devices when not given"
-    )
-    slurm.add_argument(
-        "--slurm-time", default="24:00:00", help="time limit per job (requeued and resumed)"
-    )
-    slurm.add_argument("--slurm-cpus", type=int_at_least(1), default=8, help="CPUs per job")
-    slurm.add_argument("--slurm-mem", type=float, metavar="GB", help="memory per job")
-    slurm.add_argument(
-        "--slurm-option",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        type=_key_value,
-        help="extra sbatch option, e.g. account=abc or qos=high (repeatable)",
-    )
-    slurm.add_argument(
-        "--slurm-setup",
-        action="append",
-        default=[],
-        metavar="LINE",
-        help="shell line run before each job, e.g. 'source venv/bin/activate' (repeatable)",
-    )
-    slurm.add_argument(
-        "--slurm-no-array", action="store_true", help="one job per cell instead of an array"
-    )
-    slurm.add_argument(
-        "--slurm-requeues", type=int_at_least(0), default=3, help="requeues of a timed-out job"
-    )
     parser.set_defaults(func=run)
-
-
-def _key_value(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key.strip().lstrip("-"), value
 
 
 def run(args) -> int:
     from ..errors import ConfigError
-    from ..reproduce import LaunchOptions, SlurmOptions, reproduce, status
+    from ..reproduce import reproduce, status
     from ..reproduce.state import status_markdown
 
     if args.status:
@@ -100,28 +50,13 @@ def run(args) -> int:
         return 1 if any(row["state"] == "failed" for row in rows) else 0
     if not args.pattern or not args.out:
         raise ConfigError("name a preset PATTERN and --out DIR (or --status DIR)")
-    options = LaunchOptions(
-        jobs=args.jobs,
-        wait=args.wait,
-        slurm=SlurmOptions(
-            partition=args.slurm_partition,
-            gpus=args.slurm_gpus,
-            time=args.slurm_time,
-            cpus=args.slurm_cpus,
-            mem_gb=args.slurm_mem,
-            options=dict(args.slurm_option),
-            setup=tuple(args.slurm_setup),
-            array=not args.slurm_no_array,
-            requeues=args.slurm_requeues,
-        ),
-    )
     result = reproduce(
         args.pattern,
         args.out,
         args.overrides,
         stages=args.stages,
         launcher=args.launcher,
-        options=options,
+        options=launch_options(args),
         repeats=args.repeats,
         attention_limit=args.attention_limit,
         dry_run=args.dry_run,

@@ -8,7 +8,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import DataError
-from .datasets import scan, select_split, verify_files
+from .datasets import select_split, verify_files
+from .layout import scan
 from .mask_sanity import check_masks, write_suspects
 
 

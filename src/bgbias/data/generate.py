@@ -29,6 +29,7 @@ from PIL import Image, ImageDraw
 
 from ..errors import ConfigError, DataError, OutputError
 from ..io import ensure_writable_dir, move_aside, remove_tree, write_json
+from ..outputs import check_output, contents, mark_output
 from .benchmark_config import BenchmarkConfig
 from .procedural import texture
 
@@ -231,7 +232,7 @@ def generate_benchmark(
     The files are written to a sibling temporary folder that is renamed to ``out`` when complete,
     so an interrupted run never leaves a half-written benchmark behind.
     """
-    out = Path(out)
+    out = check_output(out, "benchmark")  # --overwrite replaces a benchmark, nothing else
     ensure_writable_dir(out.parent)
     lock = FileLock(str(out.parent / f".{out.name}.lock"), timeout=0)
     try:
@@ -239,7 +240,7 @@ def generate_benchmark(
     except Timeout:
         raise OutputError(f"{out}: another `bgbias data generate` is writing it") from None
     try:
-        if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+        if out.exists() and contents(out) and not overwrite:
             raise DataError(f"{out}: exists and is not empty (pass overwrite=True / --overwrite)")
         for kind in ("partial", "replaced"):  # a killed earlier run's half-written/old tree
             for leftover in out.parent.glob(f".{out.name}.{kind}-*"):
@@ -249,6 +250,10 @@ def generate_benchmark(
             manifest = _write_benchmark(Path(tmp), config, progress)
             manifest["seconds"] = round(time.perf_counter() - start_time, 3)
             write_json(Path(tmp) / "benchmark.json", manifest)
+            mark_output(tmp, "benchmark")
+            for name in contents(out) if out.exists() else []:  # the user's files stay
+                if not os.path.lexists(Path(tmp) / name):
+                    os.replace(out / name, Path(tmp) / name)
             # rename aside, then swap: a kill leaves either tree whole, never a half-deleted one
             aside = move_aside(out) if out.exists() else None
             os.replace(tmp, out)

@@ -4,7 +4,7 @@ and ``paper_transforms``: the paper's paired train and eval transforms (its prep
 Two layouts are read:
 
 * a bgbias dataset folder (``ROOT/images/<class>/<image>`` or ``ROOT/index.csv``, masks in
-  ``ROOT/masks``, optional ``ROOT/splits.json``; see :mod:`bgbias.data.datasets`), or
+  ``ROOT/masks``, optional ``ROOT/splits.json``; see :mod:`bgbias.data.layout`), or
 * a plain class tree ``ROOT/<class>/<image>`` (torchvision's ImageFolder layout) with its masks
   in a mirrored folder ``masks=DIR``: ``DIR/<class>/<image stem>.png``, as ``bgbias masks ROOT
   DIR`` writes them.
@@ -25,11 +25,10 @@ from .datasets import (
     MaskedImageDataset,
     Transform,
     attach_masks,
-    scan,
-    scan_tree,
     select_split,
     verify_files,
 )
+from .layout import scan, scan_tree
 from .transforms import RECIPES, Normalization, PairedTransform, Recipe
 
 VERIFY = ("none", "header", "full")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from ..data.datasets import mask_file
+from ..data.layout import mask_file
 from ..data.mask_sanity import (
     SanityLimits,
     SuspectMask,
@@ -34,7 +34,7 @@ from ..errors import BgbiasError, DataError
 from ..io import ensure_writable_dir, image_files, save_image, write_json
 from ..progress import progress_bar
 from .predict import prepare
-from .predictors import MaskPredictor, build_predictor
+from .predictors import PREDICTORS, MaskPredictor, build_predictor
 
 
 @dataclass
@@ -188,6 +188,8 @@ def generate_masks(
     suspect_files = {masks_dir / f"{suspects_name}.json", masks_dir / f"{suspects_name}.png"}
     targets = {mask_file(masks_dir, f) for f in files} | {report_file, failures_file}
     targets |= suspect_files
+    if predictor is None:
+        PREDICTORS.get(model)  # an unknown model stops here, before the folder is touched
     ensure_writable_dir(masks_dir)  # fail before the model loads, not at the first mask
     claim_for_model(masks_dir, model)
     report.stale_temporaries_removed = remove_stale_temporaries(masks_dir, targets)

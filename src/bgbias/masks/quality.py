@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from ..data.mask_sanity import THRESHOLD, binary
+from ..decoding import load_mask
 from ..errors import DataError
-from ..io import load_mask
+from ..tabular import markdown_table
 
 
 def binarise(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
@@ -86,19 +87,14 @@ def mask_quality(
 
 
 def format_quality(result: dict) -> str:
+    columns = ("mean", "std", "min", "q1", "median", "q3", "max")
+    rows = [
+        [name, *(f"{result[name][k]:.3f}" for k in columns)]
+        for name in ("iou", "overlap")
+        if result[name] is not None
+    ]
     lines = [
         f"{result['images']} image pairs, binarised at {THRESHOLD}",
-        "| measure | mean | std | min | q1 | median | q3 | max |",
-        "|---|---|---|---|---|---|---|---|",
+        *markdown_table(["measure", *columns], rows),
     ]
-    for name in ("iou", "overlap"):
-        s = result[name]
-        if s is not None:
-            lines.append(
-                f"| {name} | "
-                + " | ".join(
-                    f"{s[k]:.3f}" for k in ("mean", "std", "min", "q1", "median", "q3", "max")
-                )
-                + " |"
-            )
     return "\n".join(lines) + "\n"

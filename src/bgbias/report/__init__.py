@@ -2,11 +2,12 @@
 comparison with the paper's published numbers.
 
 Layers, one way: the leaves :mod:`.format` (shared marks, escaping) and :mod:`.results`
-(result files) under :mod:`.tables`, :mod:`.compare` and :mod:`.figures` (plain numbers in, PNG
+(result files) under :mod:`.tables`, :mod:`.published` and :mod:`.figures` (plain numbers in, PNG
 out), which do not import one another, and :mod:`.write` over all three."""
 
+from ..tabular import MISSING
 from .figures import attribution_figure
-from .format import METRIC_TITLES, MISSING
+from .format import METRIC_TITLES
 from .results import find_results, load_result
 from .tables import (
     FORMATS,

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..runs import row_label
-from .format import METRIC_TITLES, MISSING, tex_escape
+from ..tabular import PLUS_MINUS, latex_table, markdown_table, mean_std, tex_escape
+from .format import METRIC_TITLES
 
 
 @dataclass
@@ -55,14 +56,16 @@ def build_table(results: list[dict[str, Any]], metric: str = "map_at_r") -> Tabl
     return table
 
 
-def _pct(value: float | None) -> str:
-    return MISSING if value is None else f"{100 * value:.2f}"
-
-
-def _pct_std(mean: float | None, std: float | None, pm: str) -> str:
-    if mean is None:
-        return MISSING
-    return f"{100 * mean:.2f} {pm} {100 * (std or 0.0):.2f}"
+def _cells(table: Table, row: str, fmt: str) -> list[str]:
+    """One row's clean and corrupted MAP@R x 100 per dataset (corrupted: mean ± std)."""
+    cells = []
+    for dataset in table.datasets:
+        c = table.cell(row, dataset)
+        cells += [
+            mean_std(c.clean, scale=100),
+            mean_std(c.corrupted_mean, c.corrupted_std or 0.0, pm=PLUS_MINUS[fmt], scale=100),
+        ]
+    return cells
 
 
 def to_markdown(table: Table) -> str:
@@ -71,43 +74,20 @@ def to_markdown(table: Table) -> str:
     lines = [
         f"{title} x 100 (corrupted: replaced test backgrounds, mean ± std over repeats)",
         "",
-        "| " + " | ".join(header) + " |",
-        "|" + "---|" * len(header),
+        *markdown_table(header, ([row, *_cells(table, row, "md")] for row in table.rows)),
     ]
-    for row in table.rows:
-        cells = [row]
-        for dataset in table.datasets:
-            c = table.cell(row, dataset)
-            cells += [_pct(c.clean), _pct_std(c.corrupted_mean, c.corrupted_std, "±")]
-        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def to_latex(table: Table) -> str:
     title = METRIC_TITLES.get(table.metric, table.metric)
-    columns = "l" + "rr" * len(table.datasets)
-    lines = [
-        r"\begin{tabular}{" + columns + "}",
-        r"\toprule",
-        " & ".join(
-            ["Model"] + [rf"\multicolumn{{2}}{{c}}{{{tex_escape(d)}}}" for d in table.datasets]
-        )
-        + r" \\",
-        " & ".join([""] + ["clean", "corrupted"] * len(table.datasets)) + r" \\",
-        r"\midrule",
+    header = [
+        ["Model"] + [rf"\multicolumn{{2}}{{c}}{{{tex_escape(d)}}}" for d in table.datasets],
+        [""] + ["clean", "corrupted"] * len(table.datasets),
     ]
-    for row in table.rows:
-        cells = [tex_escape(row)]
-        for dataset in table.datasets:
-            c = table.cell(row, dataset)
-            cells += [
-                _pct(c.clean).replace(MISSING, "--"),
-                _pct_std(c.corrupted_mean, c.corrupted_std, r"$\pm$").replace(MISSING, "--"),
-            ]
-        lines.append(" & ".join(cells) + r" \\")
-    lines += [
-        r"\bottomrule",
-        r"\end{tabular}",
+    rows = ([tex_escape(row), *_cells(table, row, "latex")] for row in table.rows)
+    lines = [
+        *latex_table("l" + "rr" * len(table.datasets), header, rows),
         f"% {title} x 100; corrupted: replaced test backgrounds, mean $\\pm$ std over repeats",
     ]
     return "\n".join(lines) + "\n"
@@ -137,20 +117,15 @@ SUFFIXES = {"md": ".md", "latex": ".tex", "csv": ".csv"}
 def attention_table(summaries: dict[str, dict[str, float]], fmt: str = "md") -> str:
     """Attention score per model, mean ± std over test images (Markdown or LaTeX)."""
     if fmt == "latex":
-        lines = [
-            r"\begin{tabular}{lrr}",
-            r"\toprule",
-            r"Model & attention score & images \\",
-            r"\midrule",
-        ]
-        lines += [
-            f"{tex_escape(label)} & {s['mean']:.2f} $\\pm$ {s['std']:.2f} & {s['images']} \\\\"
+        rows = (
+            [tex_escape(label), mean_std(s["mean"], s["std"], pm=PLUS_MINUS[fmt]), str(s["images"])]
             for label, s in summaries.items()
-        ]
-        return "\n".join(lines + [r"\bottomrule", r"\end{tabular}"]) + "\n"
-    lines = ["| model | attention score | images | undefined |", "|---|---|---|---|"]
-    lines += [
-        f"| {label} | {s['mean']:.3f} ± {s['std']:.3f} | {s['images']} | {s['undefined']} |"
-        for label, s in summaries.items()
-    ]
+        )
+        lines = latex_table("lrr", [["Model", "attention score", "images"]], rows)
+    else:
+        rows = (
+            [label, mean_std(s["mean"], s["std"], 3), str(s["images"]), str(s["undefined"])]
+            for label, s in summaries.items()
+        )
+        lines = markdown_table(["model", "attention score", "images", "undefined"], rows)
     return "\n".join(lines) + "\n"

@@ -10,12 +10,12 @@ import os
 from pathlib import Path
 
 from ..io import atomic_write, write_text
-from .compare import QUANTITIES, TITLES, Comparison, as_points, compare
-from .compare import to_csv as comparison_csv
-from .compare import to_latex as comparison_latex
-from .compare import to_markdown as comparison_markdown
 from .figures import agreement_chart, bar_chart
 from .format import METRIC_TITLES
+from .published import QUANTITIES, TITLES, Comparison, as_points, compare
+from .published import to_csv as comparison_csv
+from .published import to_latex as comparison_latex
+from .published import to_markdown as comparison_markdown
 from .tables import FORMATS, SUFFIXES, Table
 
 

@@ -15,11 +15,19 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..io import ensure_writable_dir
-from .launchers import LAUNCHERS
-from .options import LaunchOptions, SlurmOptions
+from ..config import compose
+from ..launch import LAUNCHERS, Batch, LaunchOptions, SlurmOptions
+from ..outputs import check_output, claim_output
+from .cell import allow_runs, run_cell, terminate_children
 from .plan import STAGES, Cell, find_cells, parse_stages, plan_cells
-from .state import current_state, read_state, stage_done, status_markdown, write_status
+from .state import (
+    current_state,
+    read_state,
+    stage_done,
+    status_markdown,
+    update_state,
+    write_status,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +66,7 @@ def reproduce(
     those not finished. The launcher, the configs and the photo sets are checked before
     anything is written; ``dry_run`` writes nothing and returns the plan."""
     options = options or LaunchOptions()
+    check_output(out, "reproduce")  # a reproduction's own folder, or a new or empty one
     spec = LAUNCHERS.get(launcher)
     spec.check(options)
     cells = plan_cells(pattern, out, overrides, parse_stages(stages), repeats, attention_limit)
@@ -72,16 +81,45 @@ def reproduce(
         else:
             todo.append(cell)
     if dry_run:
+        batch = cell_batch(todo or cells, launcher, options)
         return Reproduction(
-            cells, todo, skipped, plan=_plan_text(cells, todo, skipped, spec, options)
+            cells, todo, skipped, plan=_plan_text(cells, todo, skipped, spec, batch, options)
         )
-    ensure_writable_dir(out)
+    claim_output(out, "reproduce")
     for cell in cells:
         _save(cell)
     if todo:
         log.info("%s: %d cell(s) to run, %d skipped", spec.name, len(todo), len(skipped))
-        spec.launch(todo, options)
+        launched = spec.launch(cell_batch(todo, launcher, options), options)
+        for cell, job in zip(todo, launched.jobs or (), strict=False):
+            update_state(cell, state="queued", job=job, error=None)
+        if options.wait:
+            launched.wait()
     return Reproduction(cells, todo, skipped, rows=write_status(out, cells))
+
+
+def cell_batch(cells: list[Cell], launcher: str, options: LaunchOptions) -> Batch:
+    """The cells as a launcher's tasks: :func:`.cell.run_cell` of each cell's folder."""
+    slurm = launcher == "slurm" and options.slurm.gpus is None
+    return Batch(
+        name="bgbias-reproduce",
+        function=run_cell,
+        arguments=[str(cell.folder) for cell in cells],
+        folder=cells[0].root / ".submitit",
+        gpus=gpus_per_job(cells) if slurm else 1,
+        stop=terminate_children,
+        start=allow_runs,
+    )
+
+
+def gpus_per_job(cells: list[Cell]) -> int:
+    """The GPUs a cell's job asks for: the ``trainer.devices`` it trains with (1 for 'auto')."""
+    devices = compose(cells[0].preset, [*cells[0].overrides]).trainer.devices
+    if isinstance(devices, int):
+        return max(devices, 1)  # -1 ("all") asks for one: pass --slurm-gpus N for more
+    if isinstance(devices, str):
+        return int(devices) if devices.isdigit() else max(1, len(devices.strip(",").split(",")))
+    return max(1, len(devices))  # a list of device ids
 
 
 def status(out: str | os.PathLike) -> list[dict[str, Any]]:
@@ -102,7 +140,7 @@ def _save(cell: Cell) -> None:
     cell.save()
 
 
-def _plan_text(cells, todo, skipped, spec, options) -> str:
+def _plan_text(cells, todo, skipped, spec, batch, options) -> str:
     lines = [
         f"{len(cells)} cell(s) under {cells[0].root}: {len(todo)} to run, {len(skipped)} skipped"
     ]
@@ -114,7 +152,7 @@ def _plan_text(cells, todo, skipped, spec, options) -> str:
         for stage in cell.stages:
             done = stage_done(cell, stage)
             lines.append(f"    {'(done) ' if done else ''}bgbias {shlex.join(cell.command(stage))}")
-    described = spec.describe(todo or cells, options)
+    described = spec.describe(batch, options)
     if described:
         lines += ["", described]
     return "\n".join(lines)

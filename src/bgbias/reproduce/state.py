@@ -18,6 +18,7 @@ from filelock import FileLock, Timeout
 
 from ..errors import ConfigError
 from ..io import write_json, write_text
+from ..tabular import MISSING, markdown_table, mean_std
 from .plan import Cell
 
 STATE_FILE = "state.json"
@@ -133,27 +134,25 @@ def status_markdown(rows: list[dict[str, Any]]) -> str:
     for row in rows:
         counts[row["state"]] = counts.get(row["state"], 0) + 1
     summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
-    lines = [
-        f"{len(rows)} cells: {summary}",
-        "",
-        "| cell | state | stages done | clean MAP@R | corrupted MAP@R | attention | log / error |",
-        "|---|---|---|---|---|---|---|",
-    ]
+    header = ["cell", "state", "stages done", "clean MAP@R", "corrupted MAP@R", "attention"]
+    table = []
     for row in rows:
         note = row["log"]
         if row["state"] == "failed":
             note = f"{row['stage']} failed: {row['error']} ({row['log']})"
-        attention = "–" if row["attention"] is None else f"{row['attention']:.3f}"
-        lines.append(
-            f"| {row['preset']} | {row['state']} | {','.join(row['done']) or '–'} | "
-            f"{_map_at_r(row['clean'])} | {_map_at_r(row['corrupted'])} | "
-            f"{attention} | {note} |"
+        table.append(
+            [
+                row["preset"],
+                row["state"],
+                ",".join(row["done"]) or MISSING,
+                mean_std(row["clean"], scale=100),
+                mean_std(row["corrupted"], scale=100),
+                mean_std(row["attention"], digits=3),
+                note,
+            ]
         )
+    lines = [f"{len(rows)} cells: {summary}", "", *markdown_table([*header, "log / error"], table)]
     return "\n".join(lines) + "\n"
-
-
-def _map_at_r(value: float | None) -> str:
-    return "–" if value is None else f"{100 * value:.2f}"
 
 
 def write_status(out: str | os.PathLike, cells: list[Cell]) -> list[dict[str, Any]]:

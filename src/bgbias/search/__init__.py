@@ -1,6 +1,6 @@
 """Search by photo: index a catalogue with any model (:mod:`.build`, :mod:`.index`), query it
 with optional test-time background removal (:mod:`.service`), serve it with a web page
-(:mod:`.server`, needs the ``serve`` extra)."""
+(:mod:`.server`, needs ``pip install 'bgbias[serve]'``)."""
 
 from .build import build_index
 from .catalogue import Catalogue, CatalogueItem, read_catalogue

@@ -6,18 +6,20 @@ resumes at the first unfinished chunk. The chunk plan is keyed by the model's id
 catalogue's files (id, path, label, size, mtime): a changed model or catalogue starts over.
 At the end the faiss index, the items and the manifest (last) are written into the build folder,
 which then replaces OUT by renames: OUT is always either the old complete index or the new one.
+
+A build can be split across machines (``step``, see :mod:`.shards`): ``plan`` checks everything
+and writes the plan, ``shard`` embeds one shard's chunks (:mod:`.chunks`), ``merge`` writes
+the index from every shard's chunks exactly as a one-machine build (``all``) does.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
-import hashlib
 import json
 import logging
 import os
 import time
-from collections import deque
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from itertools import groupby
 from pathlib import Path
@@ -29,15 +31,30 @@ from filelock import FileLock, Timeout
 
 from ..adapters import AdapterOptions, Embedder, load_embedder
 from ..devices import resolve_device
-from ..errors import DataError, OutputError
-from ..io import atomic_write, ensure_writable_dir, move_aside, remove_tree, write_json
+from ..errors import ConfigError, DataError, OutputError
+from ..io import ensure_writable_dir, move_aside, remove_tree
+from ..outputs import MARKER, check_output, mark_output
 from ..progress import progress_bar
 from ..removal import BackgroundRemover, load_remover
 from .catalogue import CatalogueItem, read_catalogue
+from .chunks import (
+    PLAN,
+    check_shards,
+    chunk_file,
+    chunk_ranges,
+    claim_plan,
+    collect,
+    plan_key,
+    prefetched,
+    save_chunk,
+    shard_chunks,
+    unfinished_shards,
+)
+from .faiss_store import FAISS_FILES
 from .images import model_input, model_view, open_photo, view_pixels, write_thumbnail
 from .index import (
-    INDEX_FORMAT,
     INDEX_TYPES,
+    ITEMS,
     MANIFEST,
     THUMBS,
     model_probe,
@@ -49,7 +66,10 @@ from .store import store_class
 log = logging.getLogger(__name__)
 CHUNK_SIZE = 512
 THUMB_SIZE = 128
-PLAN = "plan.json"
+STEPS = ("all", "plan", "shard", "merge")
+# what a build writes into OUT (anything else there is the user's, and kept by a rebuild)
+INDEX_OUTPUTS = {MANIFEST, ITEMS, THUMBS, PLAN, "chunks", MARKER, *FAISS_FILES.values()}
+LOCK_WAIT = 120  # seconds a shard waits for a sibling checking the plan (not for a whole build)
 WRITE_FAILURES = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS}  # no room to write
 DEFAULT_MASK_MODEL = "u2netp"  # of a Milvus index's foreground vectors when none is named
 # position, model input, its foreground's model input (or None), error
@@ -71,53 +91,6 @@ def absolute_spec(spec: str) -> str:
     return spec
 
 
-def plan_key(
-    embedder: Embedder,
-    probe: list[float],
-    items: list[CatalogueItem],
-    chunk_size: int,
-    thumb_size,
-    foreground: dict | None = None,
-) -> str:
-    digest = hashlib.sha256()
-    head = {"format": INDEX_FORMAT, "model": embedder.describe(), "chunk": chunk_size}
-    head["foreground"] = foreground  # chunks hold foreground vectors of this mask model, or none
-    head["probe"] = probe  # no resuming with other weights (random, retrained, edited code)
-    digest.update(json.dumps(head | {"thumb": thumb_size}, sort_keys=True, default=str).encode())
-    for item in items:
-        stat = item.path.stat()
-        line = f"{item.id}\0{item.path}\0{item.label}\0{stat.st_size}\0{stat.st_mtime_ns}\n"
-        digest.update(line.encode())
-    return digest.hexdigest()
-
-
-def _check_replaceable(out: Path) -> None:
-    if out.exists() and not (out / MANIFEST).is_file() and (out.is_file() or any(out.iterdir())):
-        raise OutputError(
-            f"{out}: exists and is not a bgbias index; choose another --out or remove it"
-        )
-
-
-def _prefetched(pool: ThreadPoolExecutor, batches, prepare, lookahead: int = 2) -> Iterator:
-    """Yields ``(chunk, [prepared...])`` per batch, preparing the next ``lookahead`` batches on
-    the pool while the caller embeds this one."""
-    pending: deque = deque()
-    queue = iter(batches)
-
-    def submit() -> None:
-        batch = next(queue, None)
-        if batch is not None:
-            chunk, jobs = batch
-            pending.append((chunk, [pool.submit(prepare, *job) for job in jobs]))
-
-    for _ in range(lookahead + 1):
-        submit()
-    while pending:
-        chunk, futures = pending.popleft()
-        submit()
-        yield chunk, [future.result() for future in futures]
-
-
 def build_index(
     model: str | Embedder,
     catalogue: str | os.PathLike,
@@ -136,6 +109,9 @@ def build_index(
     milvus: str | None = None,
     max_memory: int | None = None,
     rerank: int | None = None,
+    step: str = "all",
+    shards: int = 1,
+    shard: int = 0,
 ) -> dict[str, Any]:
     """Embed every image of ``catalogue`` (:func:`bgbias.search.catalogue.read_catalogue`) with
     ``model`` (any :func:`bgbias.adapters.load_embedder` form) into an index folder ``out``;
@@ -148,17 +124,49 @@ def build_index(
     always holds both vectors (``foreground`` defaults to u2netp). ``max_memory``: the byte
     budget of an ``ivfpq`` index (its codes: what stays in memory); ``rerank``: how many
     candidates per result its search re-scores with the exact vectors it keeps on disk (None:
-    :data:`bgbias.search.rerank.DEFAULT_RERANK`; 0: none, and no vectors file)."""
+    :data:`bgbias.search.rerank.DEFAULT_RERANK`; 0: none, and no vectors file).
+
+    ``step`` (:data:`STEPS`) with ``shards``: a build in shards (model and foreground given
+    by name). ``plan`` embeds nothing and returns ``{"unfinished": [shard...], "chunks": C}``;
+    ``shard`` embeds the chunks of shard ``shard`` and returns ``{"shard", "embedded"}``;
+    ``merge`` needs every shard's chunks and writes the index as ``all`` does."""
+    if step not in STEPS:
+        raise ConfigError(f"step {step!r}: choose one of {', '.join(STEPS)}")
+    sharded = step != "all"
+    if sharded and not (isinstance(model, str) and not isinstance(foreground, BackgroundRemover)):
+        raise ConfigError("a build in shards names its model and mask model (each job loads them)")
     kind = INDEX_TYPES.get(index_type)
     out = Path(out)
+    check_output(out, "index")  # an index's own folder, or a new or empty one: before all else
     ensure_writable_dir(out.parent)
-    _check_replaceable(out)
     if milvus is not None:
         from .milvus_store import connect, resolve_uri
 
         milvus = resolve_uri(milvus)
-        connect(milvus).close()  # an unreachable URI stops here, before hours of embedding
+        if step != "shard":  # an unreachable URI stops here, before hours of embedding
+            connect(milvus).close()
         foreground = foreground or DEFAULT_MASK_MODEL
+    spec = None
+    if sharded:  # what every shard and the merge build from (see bgbias.search.shards)
+        spec = {
+            "model": absolute_spec(model),
+            "catalogue": str(Path(catalogue).resolve()),
+            "out": str(out.resolve()),
+            "index_type": kind.name,
+            "split": split,
+            "batch_size": batch_size,
+            "chunk_size": chunk_size,
+            "thumb_size": thumb_size,
+            "device": device,
+            "workers": workers,
+            "options": options_json(options or AdapterOptions()),
+            "foreground": foreground,
+            "fill": fill,
+            "milvus": milvus,
+            "max_memory": max_memory,
+            "rerank": rerank,
+            "shards": shards,
+        }
     cat = read_catalogue(catalogue, split)
     embedder = model if isinstance(model, Embedder) else load_embedder(model, options)
     device = resolve_device(device)
@@ -177,27 +185,54 @@ def build_index(
 
         fields = 2 if remover is not None else 1
         plan(len(cat.items), len(model_probe(embedder)), max_memory // fields)
+    chunks = chunk_ranges(len(cat.items), chunk_size)
+    if sharded:
+        check_shards(shards, len(chunks), chunk_size)
     lock = FileLock(out.parent / f".{out.name}.lock")
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise OutputError(f"{out}: another `bgbias index` is building it") from None
-    try:
-        return _build_locked(
+    with _no_room_is_one_line(out):
+        try:  # shards take turns checking the plan; a build or a merge holds it throughout
+            lock.acquire(timeout=LOCK_WAIT if step in ("plan", "shard") else 0)
+        except Timeout:
+            raise OutputError(f"{out}: another `bgbias index` is building it") from None
+        try:
+            work = _claim(embedder, cat, out, chunk_size, thumb_size, remover, spec)
+            if step == "plan":
+                return {
+                    "unfinished": unfinished_shards(work, len(chunks), shards),
+                    "chunks": len(chunks),
+                }
+            if step == "merge":
+                _check_merge(out, work, len(chunks), shards)
+            if step != "shard":
+                return _build_locked(
+                    embedder, options, cat, out, work, kind, batch_size, thumb_size, workers,
+                    progress, remover, store,
+                )  # fmt: skip
+        finally:
+            lock.release()
+        todo = list(shard_chunks(len(chunks), shards, shard))
+        embedded = _embed_chunks(
             embedder,
-            options,
             cat,
-            out,
-            kind,
-            batch_size,
+            work,
+            todo,
             chunk_size,
+            batch_size,
             thumb_size,
             workers,
             progress,
             remover,
-            store,
         )
-    except OSError as exc:  # a full disk: the finished chunks stay, a rerun resumes
+        return {"shard": shard, "embedded": embedded}
+
+
+@contextlib.contextmanager
+def _no_room_is_one_line(out: Path):
+    """A full disk (or quota, or file size limit) as one line: the finished chunks stay, and
+    no manifest is written, so a rerun with room resumes and nothing half-built loads."""
+    try:
+        yield
+    except OSError as exc:
         if exc.errno not in WRITE_FAILURES:
             raise
         where = exc.filename or "a file of the build"
@@ -205,8 +240,27 @@ def build_index(
             f"{out}: cannot write {where} ({exc.strerror or exc}); the build resumes when run "
             "again with room"
         ) from None
-    finally:
-        lock.release()
+
+
+def _claim(embedder, cat, out, chunk_size, thumb_size, remover, spec) -> Path:
+    """The build folder, holding this build's plan (an earlier plan's chunks removed)."""
+    work = out.parent / f".{out.name}.building"
+    probe = model_probe(embedder)
+    masking = {"mask_model": remover.name, "fill": remover.fill} if remover else None
+    key = plan_key(embedder.describe(), cat.items, chunk_size, thumb_size, masking)
+    plan = {"key": key, "probe": probe, "items": len(cat.items), "chunk_size": chunk_size}
+    claim_plan(work, plan | {"build": spec}, out)
+    return work
+
+
+def _check_merge(out: Path, work: Path, chunks: int, shards: int) -> None:
+    missing = unfinished_shards(work, chunks, shards)
+    if missing:
+        listed = ", ".join(str(k) for k in missing)
+        raise OutputError(
+            f"{out}: shard(s) {listed} of {shards} not finished; launch the shards again "
+            "(`bgbias index ... --shards N` runs only those), then merge"
+        )
 
 
 def _build_locked(
@@ -214,9 +268,9 @@ def _build_locked(
     options,
     cat,
     out,
+    work,
     kind,
     batch_size,
-    chunk_size,
     thumb_size,
     workers,
     progress,
@@ -224,74 +278,22 @@ def _build_locked(
     store,
 ):
     started = time.perf_counter()
-    work = out.parent / f".{out.name}.building"
     items = cat.items
-    probe = model_probe(embedder)
+    plan = json.loads((work / PLAN).read_text())
+    chunk_size, probe = plan["chunk_size"], plan["probe"]
     masking = {"mask_model": remover.name, "fill": remover.fill} if remover else None
-    key = plan_key(embedder, probe, items, chunk_size, thumb_size, masking)
-    plan_file = work / PLAN
-    if plan_file.is_file() and json.loads(plan_file.read_text()).get("key") != key:
-        log.info(
-            "%s: the model or the catalogue changed since the interrupted build; starting over", out
-        )
-        remove_tree(work)
-    (work / "chunks").mkdir(parents=True, exist_ok=True)
-    (work / THUMBS).mkdir(exist_ok=True)
-    write_json(plan_file, {"key": key, "items": len(items), "chunk_size": chunk_size})
-
-    recipe = embedder.recipe
-    draft = max(recipe.resize, thumb_size)
-
-    def prepare(position: int, item: CatalogueItem) -> Prepared:
-        try:
-            photo = open_photo(item.path, max_pixels=None, draft_size=draft)
-        except DataError as exc:
-            return position, None, None, str(exc)
-        write_thumbnail(photo, work / THUMBS / f"{position:07d}.jpg", thumb_size)
-        view = model_view(photo, recipe)
-        full = model_input(view_pixels(view), recipe.normalization)
-        if remover is None:
-            return position, full, None, None
-        # the mask is predicted on the view the model sees, as a search query's is
-        return position, full, model_input(remover.remove(view, recipe), recipe.normalization), None
-
-    def chunk_file(chunk: int) -> Path:
-        return work / "chunks" / f"chunk-{chunk:05d}.npz"
-
-    chunks = [
-        range(start, min(start + chunk_size, len(items)))
-        for start in range(0, len(items), chunk_size)
-    ]
-    todo = [c for c in range(len(chunks)) if not chunk_file(c).is_file()]
+    chunks = chunk_ranges(len(items), chunk_size)
+    todo = [c for c in range(len(chunks)) if not chunk_file(work, c).is_file()]
     done_before = len(items) - sum(len(chunks[c]) for c in todo)
     if done_before:
         log.info("%s: resuming, %d of %d images already embedded", out, done_before, len(items))
-    batches = [
-        (c, [(p, items[p]) for p in chunks[c][b : b + batch_size]])
-        for c in todo
-        for b in range(0, len(chunks[c]), batch_size)
-    ]
-    bar = progress_bar(len(items), f"indexing {cat.source.name}", unit="img", enabled=progress)
-    bar.update(done_before)
     embed_started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        stream = _prefetched(pool, batches, prepare)
-        for chunk, group in groupby(stream, key=lambda entry: entry[0]):
-            vectors, masked, positions, failed = [], [], [], []
-            for _, prepared in group:
-                good = [(p, x, f) for p, x, f, _ in prepared if x is not None]
-                failed += [(p, error) for p, x, _, error in prepared if x is None]
-                if good:
-                    vectors.append(_embed(embedder, [x for _, x, _ in good]))
-                    if remover is not None:
-                        masked.append(_embed(embedder, [f for _, _, f in good]))
-                    positions += [p for p, _, _ in good]
-                bar.update(len(prepared))
-            _save_chunk(chunk_file(chunk), vectors, positions, failed, masked)
-    bar.close()
+    _embed_chunks(
+        embedder, cat, work, todo, chunk_size, batch_size, thumb_size, workers, progress, remover
+    )
     embedded = len(items) - done_before
     embed_seconds = time.perf_counter() - embed_started
-    embeddings, foreground, positions, failed = _collect(cat, len(chunks), chunk_file)
+    embeddings, foreground, positions, failed = collect(cat.source, work, len(chunks))
     replaced = _manifest_index(out)
     manifest = write_index_files(
         work,
@@ -343,6 +345,55 @@ def _build_locked(
     return manifest
 
 
+def _embed_chunks(
+    embedder, cat, work, todo, chunk_size, batch_size, thumb_size, workers, progress, remover
+) -> int:
+    """Embed the chunks ``todo`` of the catalogue into the build folder ``work`` (each chunk's
+    file written once all its images are embedded); returns how many images it embedded."""
+    items = cat.items
+    recipe = embedder.recipe
+    draft = max(recipe.resize, thumb_size)
+
+    def prepare(position: int, item: CatalogueItem) -> Prepared:
+        try:
+            photo = open_photo(item.path, max_pixels=None, draft_size=draft)
+        except DataError as exc:
+            return position, None, None, str(exc)
+        write_thumbnail(photo, work / THUMBS / f"{position:07d}.jpg", thumb_size)
+        view = model_view(photo, recipe)
+        full = model_input(view_pixels(view), recipe.normalization)
+        if remover is None:
+            return position, full, None, None
+        # the mask is predicted on the view the model sees, as a search query's is
+        return position, full, model_input(remover.remove(view, recipe), recipe.normalization), None
+
+    chunks = chunk_ranges(len(items), chunk_size)
+    todo = [c for c in todo if not chunk_file(work, c).is_file()]
+    batches = [
+        (c, [(p, items[p]) for p in chunks[c][b : b + batch_size]])
+        for c in todo
+        for b in range(0, len(chunks[c]), batch_size)
+    ]
+    count = sum(len(chunks[c]) for c in todo)
+    bar = progress_bar(count, f"indexing {cat.source.name}", unit="img", enabled=progress)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        stream = prefetched(pool, batches, prepare)
+        for chunk, group in groupby(stream, key=lambda entry: entry[0]):
+            vectors, masked, positions, failed = [], [], [], []
+            for _, prepared in group:
+                good = [(p, x, f) for p, x, f, _ in prepared if x is not None]
+                failed += [(p, error) for p, x, _, error in prepared if x is None]
+                if good:
+                    vectors.append(_embed(embedder, [x for _, x, _ in good]))
+                    if remover is not None:
+                        masked.append(_embed(embedder, [f for _, _, f in good]))
+                    positions += [p for p, _, _ in good]
+                bar.update(len(prepared))
+            save_chunk(chunk_file(work, chunk), vectors, positions, failed, masked)
+    bar.close()
+    return count
+
+
 def _embed(embedder: Embedder, inputs: list[torch.Tensor]) -> np.ndarray:
     return embedder(torch.stack(inputs).to(embedder.device)).cpu().numpy()
 
@@ -356,42 +407,14 @@ def _manifest_index(out: Path) -> dict[str, Any] | None:
         return None
 
 
-def _save_chunk(path: Path, vectors, positions, failed, masked=()) -> None:
-    with atomic_write(path, "wb") as handle:
-        np.savez(
-            handle,
-            embeddings=np.concatenate(vectors) if vectors else np.zeros((0, 0), np.float32),
-            foreground=np.concatenate(masked) if masked else np.zeros((0, 0), np.float32),
-            positions=np.asarray(positions, dtype=np.int64),
-            failed_positions=np.asarray([p for p, _ in failed], dtype=np.int64),
-            failed_errors=np.asarray([e for _, e in failed], dtype=str),
-        )
-
-
-def _collect(cat, chunks: int, chunk_file):
-    """The embeddings, foreground embeddings (or None), and catalogue positions of every chunk,
-    and the images that failed."""
-    vectors, masked, positions, failed = [], [], [], []
-    for chunk in range(chunks):
-        with np.load(chunk_file(chunk)) as data:
-            if len(data["positions"]):
-                vectors.append(data["embeddings"])
-                masked.append(data["foreground"])
-                positions += data["positions"].tolist()
-            failed += list(
-                zip(data["failed_positions"].tolist(), data["failed_errors"].tolist(), strict=True)
-            )
-    if not positions:
-        shown = "; ".join(error for _, error in failed[:3])
-        raise DataError(f"{cat.source}: no catalogue image could be read ({shown})")
-    for _, error in failed:
-        log.warning("skipped %s", error)
-    foreground = np.concatenate(masked) if all(len(m) for m in masked) else None
-    return np.concatenate(vectors), foreground, positions, failed
-
-
 def _install(work: Path, out: Path) -> None:
-    """Put the finished build folder at ``out``, replacing an older index there."""
+    """Put the finished build folder at ``out``, replacing an older index there; files the
+    build did not write (a user's notes) move into the new folder first."""
+    mark_output(work, "index")
+    if out.is_dir():
+        for entry in out.iterdir():
+            if entry.name not in INDEX_OUTPUTS and not os.path.lexists(work / entry.name):
+                os.replace(entry, work / entry.name)
     aside = move_aside(out) if out.exists() else None
     os.replace(work, out)
     if aside is not None:

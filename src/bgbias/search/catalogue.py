@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..data.datasets import scan
+from ..data.layout import scan
 from ..errors import DataError, DataProblems
 from ..io import image_files, read_text
 

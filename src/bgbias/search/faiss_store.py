@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import OutputError
 from ..registry import Registry
 from .rerank import DEFAULT_RERANK, Reranked, open_exact_vectors, write_exact_vectors
-from .store import IndexFolderError, VectorStore, check_vectors
+from .store import INDEX_DISTANCE, IndexFolderError, VectorStore, check_vectors
 
 FAISS_FILES = {"full": "index.faiss", "foreground": "foreground.faiss"}
 # the exact vectors an ivfpq index re-ranks with (memory-mapped, read for the candidates only)
@@ -177,6 +177,7 @@ class FaissStore(VectorStore):
             "backend": cls.backend,
             "type": kind.name,
             "exact": kind.exact,
+            "distance": INDEX_DISTANCE,
             "fields": list(vectors),
             "params": params["full"],
             "recall": recall.get("full"),

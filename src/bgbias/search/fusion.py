@@ -105,6 +105,3 @@ def parse_fusion(value: str | Fusion) -> Fusion:
     raise ConfigError(
         f"--fusion {value!r}: expected full, foreground, rrf or weighted:W with 0 <= W <= 1"
     )
-
-
-FUSION_NAMES = ("full", "foreground", "rrf", "weighted:W")

@@ -20,6 +20,7 @@ from PIL import Image
 from .. import decoding
 from ..data.transforms import Normalization, Recipe, center_view
 from ..errors import DataError
+from ..io import write_bytes
 
 DEFAULT_MAX_PIXELS = 50_000_000  # a 50-megapixel camera's photo; a 100-megapixel upload is refused
 THUMB_QUALITY = 85
@@ -105,4 +106,4 @@ def jpeg_bytes(image: Image.Image, max_side: int | None = None) -> bytes:
 def write_thumbnail(image: Image.Image, path: Path, size: int) -> None:
     """A JPEG of ``image`` fitting ``size`` x ``size`` (written once per catalogue item, inside
     the index's build folder, whose rename makes the whole index appear at once)."""
-    path.write_bytes(jpeg_bytes(image, size))
+    write_bytes(path, jpeg_bytes(image, size))

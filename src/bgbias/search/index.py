@@ -23,13 +23,12 @@ import torch
 from .. import __version__
 from ..errors import ConfigError
 from ..io import write_json
-from .faiss_store import FAISS_FILES, INDEX_TYPES, RECALL_K, RECALL_SAMPLE, recall_at_k
+from .faiss_store import INDEX_TYPES, RECALL_K, RECALL_SAMPLE, recall_at_k
 from .fusion import Fusion
 from .store import IndexFolderError, VectorStore, normalize_rows, store_class
 
 INDEX_FORMAT = 1
 MANIFEST, ITEMS, THUMBS = "manifest.json", "items.json", "thumbs"
-FAISS_FILE = FAISS_FILES["full"]
 __all__ = [  # re-exported: the index types and recall live in .faiss_store
     "INDEX_TYPES",
     "RECALL_K",
@@ -59,7 +58,7 @@ def options_json(options) -> dict[str, Any]:
     return values
 
 
-def _options_from_json(values: dict[str, Any]) -> dict[str, Any]:
+def options_from_json(values: dict[str, Any]) -> dict[str, Any]:
     return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
 
 
@@ -230,7 +229,7 @@ class SearchIndex:
 
         model = self.manifest["model"]
         if options is None:
-            options = AdapterOptions(**_options_from_json(model.get("options") or {}))
+            options = AdapterOptions(**options_from_json(model.get("options") or {}))
         embedder = load_embedder(self.model_spec, options)
         built, now = model.get("sha256"), embedder.describe().get("sha256")
         rebuild = "rebuild the index with `bgbias index`"

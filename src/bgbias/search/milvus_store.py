@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import BgbiasError, ConfigError
 from .faiss_store import INDEX_TYPES, RECALL_K, RECALL_SAMPLE
-from .store import IndexFolderError, VectorStore, check_vectors
+from .store import INDEX_DISTANCE, IndexFolderError, VectorStore, check_vectors
 
 INSERT_ROWS = 1000  # rows per insert call: far below gRPC's 64 MB message limit
 TEXT_MAX = 65_535  # Milvus's VARCHAR limit
@@ -127,6 +127,7 @@ class MilvusStore(VectorStore):
             "type": kind.name,
             "milvus_index": kind.milvus,
             "exact": kind.exact,
+            "distance": INDEX_DISTANCE,
             "fields": list(vectors),
             "params": MILVUS_PARAMS[kind.milvus],
             "recall": None,

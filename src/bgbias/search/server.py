@@ -8,7 +8,7 @@ from a CDN, so it would be blank on an offline machine; any OpenAPI viewer reads
 
 Only thumbnails the index lists are served, by number (no path from a request reaches the file
 system). Bodies over the upload limit are refused from their Content-Length before any byte is
-read; bodies without one are refused too. Needs the ``serve`` extra.
+read; bodies without one are refused too. Needs ``pip install 'bgbias[serve]'``.
 """
 
 # no `from __future__ import annotations`: FastAPI reads the routes' annotations at runtime,
@@ -34,7 +34,7 @@ try:
     from pydantic import BaseModel, Field
 except ImportError as exc:
     raise BgbiasError(
-        f"`bgbias serve` needs the serve extra: pip install 'bgbias[serve]' ({exc.name} missing)"
+        f"`bgbias serve` needs pip install 'bgbias[serve]' ({exc.name} missing)"
     ) from None
 
 log = logging.getLogger(__name__)

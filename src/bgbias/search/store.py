@@ -17,8 +17,12 @@ import numpy as np
 import torch
 
 from ..errors import BgbiasError, ConfigError
+from ..metrics import Distance
 from ..registry import Registry
 from .fusion import FIELDS, Fusion, parse_fusion
+
+# every store holds unit rows (normalize_rows) searched by inner product: cosine similarity
+INDEX_DISTANCE: Distance = "cosine"
 
 
 def normalize_rows(embeddings: np.ndarray | torch.Tensor) -> np.ndarray:

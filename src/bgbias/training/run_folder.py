@@ -20,7 +20,8 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from ..errors import CheckpointError, ConfigError
-from ..io import atomic_write, ensure_writable_dir, move_aside
+from ..io import atomic_write, move_aside
+from ..outputs import claim_output
 from ..runs import read_checkpoint
 
 LOCK_FILE = ".bgbias-train.lock"
@@ -40,13 +41,15 @@ def resume_point(resume: Any, out: Path) -> tuple[Path, int] | None:
 
 @contextlib.contextmanager
 def claimed_run_folder(out: Path, resuming: bool, overwrite: bool) -> Iterator[Path]:
-    """Hold ``out`` for one training: a second training there fails at once; a fresh run in a
-    folder holding a previous run needs ``overwrite`` (the old files are moved aside, then
-    deleted). DDP worker processes (rank > 0) share the launcher's claim."""
+    """Hold ``out`` for one training: a run folder's own or a new or empty one
+    (:func:`bgbias.outputs.claim_output`; an index or audit folder is refused); a second
+    training there fails at once; a fresh run in a folder holding a previous run needs
+    ``overwrite`` (the old run's files are moved aside, then deleted; nothing else is). DDP
+    worker processes (rank > 0) share the launcher's claim."""
     if rank_zero_only.rank != 0:
         yield out
         return
-    ensure_writable_dir(out)
+    claim_output(out, "train")
     lock = FileLock(str(out / LOCK_FILE), timeout=0)
     try:
         lock.acquire()

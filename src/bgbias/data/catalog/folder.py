@@ -1,4 +1,4 @@
-"""Any dataset already in the generic folder layout (see :mod:`bgbias.data.datasets`): your own
+"""Any dataset already in the generic folder layout (see :mod:`bgbias.data.layout`): your own
 catalogue, trained with the ``folder/<loss>/<mode>`` presets."""
 
 from ..dataset_spec import DatasetSpec

@@ -21,7 +21,7 @@ from pathlib import Path
 from ..errors import BgbiasError
 from ..registry import Registry
 from ..runs import row_label
-from .format import MISSING, tex_escape
+from ..tabular import MISSING, PLUS_MINUS, latex_table, markdown_table, mean_std, tex_escape
 from .results import load_result
 
 log = logging.getLogger(__name__)
@@ -153,23 +153,17 @@ def _label(key: Key) -> str:
     return row_label({"loss": key[1], "mode": key[2]})
 
 
-def _fmt(value: float | None, std: float | None = None, pm: str = "±", digits: int = 2) -> str:
-    if value is None:
-        return MISSING
-    text = f"{value:.{digits}f}"
-    return f"{text} {pm} {std:.{digits}f}" if std is not None else text
-
-
 def _signed(value: float | None, digits: int = 2) -> str:
     return MISSING if value is None else f"{value:+.{digits}f}"
 
 
-def _cells(comparison: Comparison, key: Key, quantity: str, pm: str) -> list[str]:
+def _cells(comparison: Comparison, key: Key, quantity: str, fmt: str) -> list[str]:
     ours, theirs = comparison.rows[key]
     digits = 2 if quantity != "attention" else 3
+    pm = PLUS_MINUS[fmt]
     return [
-        _fmt(ours.value[quantity], ours.std[quantity], pm, digits),
-        _fmt(theirs.value[quantity], theirs.std[quantity], pm, digits),
+        mean_std(ours.value[quantity], ours.std[quantity], digits, pm),
+        mean_std(theirs.value[quantity], theirs.std[quantity], digits, pm),
         _signed(comparison.difference(key, quantity), digits),
     ]
 
@@ -186,40 +180,28 @@ def to_markdown(comparison: Comparison) -> str:
         header = ["model", "dataset"] + [
             f"{q} {who}" for q in quantities for who in ("bgbias", "paper", "difference")
         ]
-        lines += [f"### {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        for key in comparison.rows:
-            cells = [_label(key), key[0]] + [
-                c for q in quantities for c in _cells(comparison, key, q, "±")
-            ]
-            lines.append("| " + " | ".join(cells) + " |")
-        lines.append("")
+        rows = (
+            [_label(key), key[0]]
+            + [c for q in quantities for c in _cells(comparison, key, q, "md")]
+            for key in comparison.rows
+        )
+        lines += [f"### {title}", "", *markdown_table(header, rows), ""]
     return "\n".join(lines)
 
 
 def to_latex(comparison: Comparison) -> str:
     lines = [f"% bgbias beside {comparison.reference}; difference = bgbias - paper"]
     for quantities in TABLES.values():
-        columns = "ll" + "rrr" * len(quantities)
-        lines += [r"\begin{tabular}{" + columns + "}", r"\toprule"]
-        lines.append(
-            " & ".join(
-                ["Model", "Dataset"]
-                + [rf"\multicolumn{{3}}{{c}}{{{TITLES[q]}}}" for q in quantities]
-            )
-            + r" \\"
+        header = [
+            ["Model", "Dataset"] + [rf"\multicolumn{{3}}{{c}}{{{TITLES[q]}}}" for q in quantities],
+            ["", ""] + ["bgbias", "paper", r"$\Delta$"] * len(quantities),
+        ]
+        rows = (
+            [tex_escape(_label(key)), tex_escape(key[0])]
+            + [c for q in quantities for c in _cells(comparison, key, q, "latex")]
+            for key in comparison.rows
         )
-        lines.append(
-            " & ".join(["", ""] + ["bgbias", "paper", r"$\Delta$"] * len(quantities)) + r" \\"
-        )
-        lines.append(r"\midrule")
-        for key in comparison.rows:
-            cells = [tex_escape(_label(key)), tex_escape(key[0])] + [
-                c.replace(MISSING, "--")
-                for q in quantities
-                for c in _cells(comparison, key, q, r"$\pm$")
-            ]
-            lines.append(" & ".join(cells) + r" \\")
-        lines += [r"\bottomrule", r"\end{tabular}", ""]
+        lines += [*latex_table("ll" + "rrr" * len(quantities), header, rows), ""]
     return "\n".join(lines)
 
 

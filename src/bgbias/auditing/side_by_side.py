@@ -3,7 +3,7 @@
 For ``bgbias demo`` (and anyone comparing models): K seeded random images of a labelled folder
 get a random background photo (``mixed_rand``'s first draw, as the audit makes it) and are
 searched among the other images' originals; each model's top-k is shown in one row, results of
-the query's class framed green and the others red.
+the query's class framed light blue and the others orange (colour-blind safe).
 """
 
 from __future__ import annotations

@@ -6,8 +6,9 @@ import pytest
 
 from bgbias.cli import main
 from bgbias.errors import BgbiasError
-from bgbias.report.compare import collect, compare, published
+from bgbias.report.published import collect, compare, published
 from bgbias.report.write import compare_results
+from tests.helpers import texts_of
 
 
 def _eval(folder, dataset, loss, mode, clean, corrupted, std=0.001, split="test"):
@@ -47,7 +48,7 @@ def test_published_numbers_are_the_papers_two_tables():
     )
 
 
-def test_comparison_rows_and_differences(tmp_path):
+def test_comparison_rows_and_differences(tmp_path, drawn_figures):
     _eval(tmp_path / "cub200/arcface/base/run", "cub200", "arcface", "base", 0.2000, 0.1300, 0.002)
     _attention(tmp_path / "cub200/arcface/base/attention", "cub200", "arcface", "base", 0.31)
     _eval(tmp_path / "generated/triplet/base/run", "generated", "triplet", "base", 0.5, 0.25)
@@ -77,6 +78,20 @@ def test_comparison_rows_and_differences(tmp_path):
     )
     assert "ArcFace,cub200,arcface,base,clean,20,,20.66,,-0.66" in rows
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the agreement chart: one point (paper, bgbias) per model that has both numbers, so only
+    # the cub200 ArcFace run (the generated run has no published number)
+    chart = drawn_figures[png.name]
+    points = {
+        ax.get_title(): [tuple(xy) for c in ax.collections for xy in c.get_offsets()]
+        for ax in chart.axes
+    }
+    assert points == {
+        "MAP@R x 100, clean": [pytest.approx((20.66, 20.00))],
+        "MAP@R x 100, replaced backgrounds": [pytest.approx((12.87, 13.00))],
+        "attention score": [pytest.approx((0.25, 0.31))],
+    }
+    assert [ax.get_xlabel() for ax in chart.axes] == ["paper"] * 3
+    assert "cub200" in texts_of(chart) and "generated" not in texts_of(chart)  # the legend
 
 
 def test_report_compare_command(tmp_path, capsys):
