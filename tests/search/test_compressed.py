@@ -1,4 +1,5 @@
-"""The compressed ivfpq index: sized to its budget, recall reported, built by `bgbias index`."""
+"""The compressed ivfpq index: sized to its budget, recall reported, built by `bgbias index`
+(re-ranking with exact vectors on disk by default)."""
 
 import json
 
@@ -53,6 +54,8 @@ def test_bgbias_index_builds_ivfpq_within_max_memory(tmp_path, checkpoint, capsy
     assert section["bytes"] == (out / "index.faiss").stat().st_size
     assert 0.0 < section["recall"]["recall_at_10"] <= 1.0
     assert f"{section['bytes'] / 2**20:.1f} MB" in printed and "recall@10" in printed
+    assert section["rerank"] == 10 and "of exact vectors on disk" in printed
+    assert section["exact_vectors_bytes"] == (out / "vectors.npy").stat().st_size
     assert len(SearchIndex.load(out).search(np.ones((1, SearchIndex.load(out).dim)), 5)[1][0]) == 5
     assert main([*argv, "--max-memory", "1KB", "--device", "cpu"]) != 0
     assert "--max-memory 1024 bytes" in capsys.readouterr().err

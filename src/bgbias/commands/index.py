@@ -67,6 +67,14 @@ def register(subparsers) -> None:
         help="ivfpq: the index's size budget (64MB, 2G; default 1/16 of an exact index)",
     )
     parser.add_argument(
+        "--rerank",
+        type=int_at_least(0),
+        metavar="R",
+        help="ivfpq: re-score the codes' best k x R candidates with the exact vectors, kept on "
+        "disk beside the index and memory-mapped (default 10: recall@10 ~0.99 at 1/16 of flat's "
+        "memory; 0: codes only, no vectors file)",
+    )
+    parser.add_argument(
         "--foreground",
         nargs="?",
         const="u2netp",
@@ -140,6 +148,7 @@ def _settings(args) -> dict:
         fill=args.fill,
         milvus=args.milvus,
         max_memory=args.max_memory,
+        rerank=args.rerank,
     )
 
 
@@ -196,6 +205,11 @@ def _print_index(out, manifest) -> None:
     skipped = manifest["catalogue"]["skipped"]
     where = f" in Milvus collection {index['collection']}" if index.get("collection") else ""
     size = f", {index['bytes'] / 2**20:.1f} MB" if index.get("bytes") else ""
+    if index.get("rerank"):
+        size += (
+            f" (+ {index['exact_vectors_bytes'] / 2**20:.1f} MB of exact vectors on disk, "
+            f"re-ranking {index['rerank']}x candidates)"
+        )
     vectors = " (full and foreground vectors)" if "foreground" in index["fields"] else ""
     print(
         f"wrote {out}: {manifest['count']} items, {manifest['dim']}-d{vectors}, "

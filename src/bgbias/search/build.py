@@ -108,6 +108,7 @@ def build_index(
     fill: str = "mean",
     milvus: str | None = None,
     max_memory: int | None = None,
+    rerank: int | None = None,
     step: str = "all",
     shards: int = 1,
     shard: int = 0,
@@ -121,7 +122,9 @@ def build_index(
     that fused search (:mod:`bgbias.search.fusion`) queries. ``milvus``: store the vectors in a
     Milvus collection at this URI (a ``.db`` file: Milvus Lite) instead of faiss files; it
     always holds both vectors (``foreground`` defaults to u2netp). ``max_memory``: the byte
-    budget of an ``ivfpq`` index.
+    budget of an ``ivfpq`` index (its codes: what stays in memory); ``rerank``: how many
+    candidates per result its search re-scores with the exact vectors it keeps on disk (None:
+    :data:`bgbias.search.rerank.DEFAULT_RERANK`; 0: none, and no vectors file).
 
     ``step`` (:data:`STEPS`) with ``shards``: a build in shards (model and foreground given
     by name). ``plan`` embeds nothing and returns ``{"unfinished": [shard...], "chunks": C}``;
@@ -161,6 +164,7 @@ def build_index(
             "fill": fill,
             "milvus": milvus,
             "max_memory": max_memory,
+            "rerank": rerank,
             "shards": shards,
         }
     cat = read_catalogue(catalogue, split)
@@ -170,7 +174,12 @@ def build_index(
     remover = (
         load_remover(foreground, fill, str(device)) if isinstance(foreground, str) else foreground
     )
-    store = {"backend": "milvus" if milvus else "faiss", "uri": milvus, "max_memory": max_memory}
+    store = {
+        "backend": "milvus" if milvus else "faiss",
+        "uri": milvus,
+        "max_memory": max_memory,
+        "rerank": rerank,
+    }
     if kind.name == "ivfpq" and max_memory and not milvus:  # a budget too small fails now
         from .compressed import plan
 
@@ -307,7 +316,7 @@ def _build_locked(
         index_type=kind.name,
         foreground=foreground,
         backend=store["backend"],
-        settings={"uri": store["uri"], "max_memory": store["max_memory"], "name": out.name},
+        settings={k: v for k, v in store.items() if k != "backend"} | {"name": out.name},
         extra={
             "foreground": masking,
             "catalogue": {

@@ -1,7 +1,8 @@
 """The faiss store: one faiss file per vector field (``index.faiss``, ``foreground.faiss``) in
 the index folder, opened memory-mapped where faiss can, so a large index serves from the page
 cache instead of the process's own memory; and the faiss index types (``bgbias list
-index-types``), compressed ``ivfpq`` sized to a memory budget among them.
+index-types``), compressed ``ivfpq`` sized to a memory budget among them, which re-ranks its
+candidates with exact vectors kept beside it (:mod:`.rerank`).
 """
 
 from __future__ import annotations
@@ -15,25 +16,30 @@ import numpy as np
 
 from ..errors import OutputError
 from ..registry import Registry
+from .rerank import DEFAULT_RERANK, Reranked, open_exact_vectors, write_exact_vectors
 from .store import INDEX_DISTANCE, IndexFolderError, VectorStore, check_vectors
 
 FAISS_FILES = {"full": "index.faiss", "foreground": "foreground.faiss"}
+# the exact vectors an ivfpq index re-ranks with (memory-mapped, read for the candidates only)
+EXACT_FILES = {"full": "vectors.npy", "foreground": "foreground_vectors.npy"}
 RECALL_K, RECALL_SAMPLE = 10, 1000
 
 
 @dataclass(frozen=True)
 class IndexType:
-    """``build(embeddings (N, D) float32 unit rows, max_memory bytes or None) -> (faiss index,
-    parameters)``; ``milvus``: the Milvus index type of the same kind."""
+    """``build(embeddings (N, D) float32 unit rows, max_memory bytes or None, rerank factor)
+    -> (faiss index, parameters)``; ``milvus``: the Milvus index type of the same kind;
+    ``reranks``: searched through :class:`.rerank.Reranked` unless ``rerank`` is 0."""
 
     name: str
-    build: Callable[[np.ndarray, int | None], tuple[Any, dict[str, Any]]]
+    build: Callable[[np.ndarray, int | None, int], tuple[Any, dict[str, Any]]]
     exact: bool
     description: str
     milvus: str
+    reranks: bool = False
 
 
-def _flat(embeddings: np.ndarray, max_memory: int | None):
+def _flat(embeddings: np.ndarray, max_memory: int | None, rerank: int = 0):
     import faiss
 
     index = faiss.IndexFlatIP(embeddings.shape[1])
@@ -41,7 +47,7 @@ def _flat(embeddings: np.ndarray, max_memory: int | None):
     return index, {}
 
 
-def _ivf(embeddings: np.ndarray, max_memory: int | None):
+def _ivf(embeddings: np.ndarray, max_memory: int | None, rerank: int = 0):
     import faiss
 
     n, dim = embeddings.shape
@@ -54,7 +60,7 @@ def _ivf(embeddings: np.ndarray, max_memory: int | None):
     return index, {"nlist": nlist, "nprobe": index.nprobe}
 
 
-def _hnsw(embeddings: np.ndarray, max_memory: int | None):
+def _hnsw(embeddings: np.ndarray, max_memory: int | None, rerank: int = 0):
     import faiss
 
     index = faiss.index_factory(embeddings.shape[1], "HNSW32", faiss.METRIC_INNER_PRODUCT)
@@ -64,10 +70,20 @@ def _hnsw(embeddings: np.ndarray, max_memory: int | None):
     return index, {"M": 32, "efConstruction": 80, "efSearch": 64}
 
 
-def _ivfpq(embeddings: np.ndarray, max_memory: int | None):
+def _ivfpq(embeddings: np.ndarray, max_memory: int | None, rerank: int = DEFAULT_RERANK):
     from .compressed import build_ivfpq
 
-    return build_ivfpq(embeddings, max_memory, recall_at_k)
+    def measure(index, vectors, **kwargs):  # nprobe is tuned on the search that will serve
+        return recall_at_k(searchable(index, vectors, rerank), vectors, **kwargs)
+
+    index, params = build_ivfpq(embeddings, max_memory, measure)
+    return index, params | {"rerank": rerank}
+
+
+def searchable(index, exact: np.ndarray, rerank: int):
+    """``index`` re-ranking ``k x rerank`` candidates against ``exact`` (N, D), or as it is
+    for ``rerank`` 0."""
+    return Reranked(index, exact, rerank) if rerank else index
 
 
 INDEX_TYPES: Registry[IndexType] = Registry("index type")
@@ -80,8 +96,10 @@ for _entry in (
         _ivfpq,
         False,
         "compressed: inverted lists of product-quantised codes sized to "
-        "--max-memory (default 1/16 of flat), trained on a sample",
+        "--max-memory (default 1/16 of flat), trained on a sample; re-ranks with the exact "
+        "vectors kept on disk (--rerank)",
         "IVF_PQ",
+        reranks=True,
     ),
 ):
     INDEX_TYPES.register(_entry.name, _entry)
@@ -139,15 +157,22 @@ class FaissStore(VectorStore):
     def write(cls, folder, vectors, items, settings) -> dict[str, Any]:
         check_vectors(vectors, items)
         kind = INDEX_TYPES.get(settings.get("index_type", "flat"))
-        params, recall, nbytes = {}, {}, 0
+        rerank = settings.get("rerank")
+        rerank = (DEFAULT_RERANK if rerank is None else int(rerank)) if kind.reranks else 0
+        params, recall, nbytes, exact_bytes = {}, {}, 0, 0
         budget = settings.get("max_memory")  # for the whole index: shared by its fields
         for field, embeddings in vectors.items():
-            index, params[field] = kind.build(embeddings, budget and budget // len(vectors))
+            index, params[field] = kind.build(embeddings, budget and budget // len(vectors), rerank)
             if not kind.exact:
-                value, sample = recall_at_k(index, embeddings)
+                value, sample = recall_at_k(searchable(index, embeddings, rerank), embeddings)
                 recall[field] = {"recall_at_10": round(value, 4), "queries": sample}
+                if rerank:  # what the codes alone find, for comparison
+                    recall[field]["without_rerank"] = round(recall_at_k(index, embeddings)[0], 4)
             _write(index, folder / FAISS_FILES[field])
             nbytes += (folder / FAISS_FILES[field]).stat().st_size
+            if rerank:
+                write_exact_vectors(folder / EXACT_FILES[field], embeddings)
+                exact_bytes += (folder / EXACT_FILES[field]).stat().st_size
         return {
             "backend": cls.backend,
             "type": kind.name,
@@ -159,18 +184,25 @@ class FaissStore(VectorStore):
             "fields_params": params,
             "fields_recall": recall or None,
             "bytes": nbytes,
+            "rerank": rerank,
+            "exact_vectors_bytes": exact_bytes,  # on disk, memory-mapped: not in "bytes"
         }
 
     @classmethod
     def open(cls, folder, section) -> FaissStore:
         indexes = {}
+        rerank = int(section.get("rerank") or 0)
         for field in section.get("fields", ["full"]):
             try:
-                indexes[field] = _read(folder / FAISS_FILES[field])
+                index = _read(folder / FAISS_FILES[field])
             except (OSError, RuntimeError) as exc:
                 raise IndexFolderError(f"{folder}: damaged index ({exc})") from None
-            if hasattr(indexes[field], "make_direct_map"):  # IVF: reconstruct() by position
-                indexes[field].make_direct_map()
+            if rerank:  # reconstruct() reads the exact vectors
+                exact = open_exact_vectors(folder / EXACT_FILES[field], index.ntotal, index.d)
+                index = Reranked(index, exact, rerank)
+            elif hasattr(index, "make_direct_map"):  # IVF: reconstruct() by position
+                index.make_direct_map()
+            indexes[field] = index
         return cls(indexes, section)
 
     def search_field(self, field, queries, depth):
