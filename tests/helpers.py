@@ -14,12 +14,38 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from bgbias.data.generate import BenchmarkConfig
+
 REPO = Path(__file__).resolve().parents[1]  # the checkout: tests run in their own folder
 # ../shared/data beside the checkout (the lead's), or beside the worktrees' folder (helpers')
 SHARED = next(
     (p / "shared" / "data" for p in Path(__file__).resolve().parents if (p / "shared").is_dir()),
     Path(__file__).resolve().parents[2] / "shared" / "data",
 )
+
+# the benchmark the training tests train on (tests/training/conftest.py's bench)
+TINY = BenchmarkConfig(
+    image_size=32, train_classes=8, val_classes=3, test_classes=3, images_per_class=6, seed=5
+)
+
+
+def small(root, out, *extra):
+    """Overrides of a fast CPU training run on ``root`` into ``out``, then ``extra``."""
+    return [
+        "data.root=" + str(root),
+        "output_dir=" + str(out),
+        "data.check_sizes=false",
+        "model.pretrained=false",
+        "data.num_workers=0",
+        "data.batch_size=8",
+        "data.iterations_per_epoch=2",
+        "trainer.max_epochs=1",
+        "backgrounds.source=procedural",
+        "backgrounds.count=6",
+        "trainer.enable_progress_bar=false",
+        "trainer.accelerator=cpu",
+        *extra,
+    ]
 
 
 def write_folder_dataset(

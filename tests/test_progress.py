@@ -77,7 +77,7 @@ def test_training_off_a_terminal_logs_steps_with_eta(tmp_path, monkeypatch, caps
     from bgbias.config import compose
     from bgbias.data.generate import generate_benchmark
     from bgbias.training import fit
-    from tests.test_training import TINY, small
+    from tests.helpers import TINY, small
 
     generate_benchmark(tmp_path / "g", TINY)
     monkeypatch.setattr(progress, "LOG_EVERY", 0.0)

@@ -5,7 +5,8 @@ are embedded and written as one file (atomically), after their thumbnails, so a 
 resumes at the first unfinished chunk. The chunk plan is keyed by the model's identity and the
 catalogue's files (id, path, label, size, mtime): a changed model or catalogue starts over.
 At the end the faiss index, the items and the manifest (last) are written into the build folder,
-which then replaces OUT by renames: OUT is always either the old complete index or the new one.
+which then replaces OUT by renames (:mod:`.install`): OUT is always either the old complete
+index or the new one.
 
 A build can be split across machines (``step``, see :mod:`.shards`): ``plan`` checks everything
 and writes the plan, ``shard`` embeds one shard's chunks (:mod:`.chunks`), ``merge`` writes
@@ -14,8 +15,6 @@ the index from every shard's chunks exactly as a one-machine build (``all``) doe
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import json
 import logging
 import os
@@ -32,8 +31,8 @@ from filelock import FileLock, Timeout
 from ..adapters import AdapterOptions, Embedder, load_embedder
 from ..devices import resolve_device
 from ..errors import ConfigError, DataError, OutputError
-from ..io import ensure_writable_dir, move_aside, remove_tree
-from ..outputs import MARKER, check_output, mark_output
+from ..io import ensure_writable_dir, remove_tree
+from ..outputs import check_output
 from ..progress import progress_bar
 from ..removal import BackgroundRemover, load_remover
 from .catalogue import CatalogueItem, read_catalogue
@@ -50,27 +49,16 @@ from .chunks import (
     shard_chunks,
     unfinished_shards,
 )
-from .faiss_store import FAISS_FILES
 from .images import model_input, model_view, open_photo, view_pixels, write_thumbnail
-from .index import (
-    INDEX_TYPES,
-    ITEMS,
-    MANIFEST,
-    THUMBS,
-    model_probe,
-    options_json,
-    write_index_files,
-)
+from .index import INDEX_TYPES, THUMBS, model_probe, options_json, write_index_files
+from .install import install, manifest_index, no_room_is_one_line
 from .store import store_class
 
 log = logging.getLogger(__name__)
 CHUNK_SIZE = 512
 THUMB_SIZE = 128
 STEPS = ("all", "plan", "shard", "merge")
-# what a build writes into OUT (anything else there is the user's, and kept by a rebuild)
-INDEX_OUTPUTS = {MANIFEST, ITEMS, THUMBS, PLAN, "chunks", MARKER, *FAISS_FILES.values()}
 LOCK_WAIT = 120  # seconds a shard waits for a sibling checking the plan (not for a whole build)
-WRITE_FAILURES = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS}  # no room to write
 DEFAULT_MASK_MODEL = "u2netp"  # of a Milvus index's foreground vectors when none is named
 # position, model input, its foreground's model input (or None), error
 Prepared = tuple[int, "torch.Tensor | None", "torch.Tensor | None", "str | None"]
@@ -189,7 +177,7 @@ def build_index(
     if sharded:
         check_shards(shards, len(chunks), chunk_size)
     lock = FileLock(out.parent / f".{out.name}.lock")
-    with _no_room_is_one_line(out):
+    with no_room_is_one_line(out):
         try:  # shards take turns checking the plan; a build or a merge holds it throughout
             lock.acquire(timeout=LOCK_WAIT if step in ("plan", "shard") else 0)
         except Timeout:
@@ -224,22 +212,6 @@ def build_index(
             remover,
         )
         return {"shard": shard, "embedded": embedded}
-
-
-@contextlib.contextmanager
-def _no_room_is_one_line(out: Path):
-    """A full disk (or quota, or file size limit) as one line: the finished chunks stay, and
-    no manifest is written, so a rerun with room resumes and nothing half-built loads."""
-    try:
-        yield
-    except OSError as exc:
-        if exc.errno not in WRITE_FAILURES:
-            raise
-        where = exc.filename or "a file of the build"
-        raise OutputError(
-            f"{out}: cannot write {where} ({exc.strerror or exc}); the build resumes when run "
-            "again with room"
-        ) from None
 
 
 def _claim(embedder, cat, out, chunk_size, thumb_size, remover, spec) -> Path:
@@ -294,7 +266,7 @@ def _build_locked(
     embedded = len(items) - done_before
     embed_seconds = time.perf_counter() - embed_started
     embeddings, foreground, positions, failed = collect(cat.source, work, len(chunks))
-    replaced = _manifest_index(out)
+    replaced = manifest_index(out)
     manifest = write_index_files(
         work,
         embeddings,
@@ -339,7 +311,7 @@ def _build_locked(
     )
     remove_tree(work / "chunks")
     (work / PLAN).unlink()
-    _install(work, out)
+    install(work, out)
     if replaced and replaced.get("collection") != manifest["index"].get("collection"):
         store_class(replaced.get("backend", "faiss")).discard(replaced)
     return manifest
@@ -396,26 +368,3 @@ def _embed_chunks(
 
 def _embed(embedder: Embedder, inputs: list[torch.Tensor]) -> np.ndarray:
     return embedder(torch.stack(inputs).to(embedder.device)).cpu().numpy()
-
-
-def _manifest_index(out: Path) -> dict[str, Any] | None:
-    """The ``index`` section of the index at ``out`` that a build replaces (its Milvus
-    collection is dropped once the new index is in place)."""
-    try:
-        return json.loads((out / MANIFEST).read_text()).get("index")
-    except (OSError, ValueError):
-        return None
-
-
-def _install(work: Path, out: Path) -> None:
-    """Put the finished build folder at ``out``, replacing an older index there; files the
-    build did not write (a user's notes) move into the new folder first."""
-    mark_output(work, "index")
-    if out.is_dir():
-        for entry in out.iterdir():
-            if entry.name not in INDEX_OUTPUTS and not os.path.lexists(work / entry.name):
-                os.replace(entry, work / entry.name)
-    aside = move_aside(out) if out.exists() else None
-    os.replace(work, out)
-    if aside is not None:
-        remove_tree(aside)
