@@ -81,21 +81,32 @@ class BackgroundRemover:
     def remove(self, image: Image.Image, recipe: Recipe) -> np.ndarray:
         """One RGB image -> (H, W, 3) float32 pixels 0-255, background filled (numpy: for one
         image, cheaper than torch's thread pool)."""
-        (mask,) = self.predict_masks([image])
-        alpha = np.asarray(mask, dtype=np.float32)[..., None] / 255.0
+        return self.remove_each([image], recipe)[0]
+
+    def remove_each(self, images: list[Image.Image], recipe: Recipe) -> list[np.ndarray]:
+        """RGB images (any sizes) -> (H, W, 3) float32 pixels 0-255 each, background filled;
+        one mask-model call for all (a server's concurrent queries)."""
         fill = self.fill_color(recipe).flatten().numpy().astype(np.float32) * 255.0
-        pixels = np.asarray(image, dtype=np.float32)
-        return pixels * alpha + fill * (1.0 - alpha)
+        removed = []
+        for image, mask in zip(images, self.predict_masks(images), strict=True):
+            alpha = np.asarray(mask, dtype=np.float32)[..., None] / 255.0
+            removed.append(np.asarray(image, dtype=np.float32) * alpha + fill * (1.0 - alpha))
+        return removed
 
 
 def load_remover(
-    mask_model: str, fill: str = "mean", device: str = "cpu", threads: int | None = None
+    mask_model: str,
+    fill: str = "mean",
+    device: str = "cpu",
+    threads: int | None = None,
+    batch_size: int | None = None,
 ) -> BackgroundRemover:
-    """A remover with mask model ``mask_model`` (a name in ``bgbias list mask-models``)."""
+    """A remover with mask model ``mask_model`` (a name in ``bgbias list mask-models``);
+    ``batch_size``: images per mask-model call (None: the engine's default for the device)."""
     from .masks.predictors import build_predictor
 
     FILLS.get(fill)  # an unknown fill fails before the model loads
-    predictor = build_predictor(mask_model, "auto", device, batch_size=None, threads=threads)
+    predictor = build_predictor(mask_model, "auto", device, batch_size=batch_size, threads=threads)
     return BackgroundRemover(predictor, mask_model, fill)
 
 

@@ -13,6 +13,7 @@ read; bodies without one are refused too. Needs ``pip install 'bgbias[serve]'``.
 
 # no `from __future__ import annotations`: FastAPI reads the routes' annotations at runtime,
 # and they refer to local variables of create_app
+import contextlib
 import errno
 import functools
 import json
@@ -115,6 +116,12 @@ def page_html() -> str:
 
 def create_app(service: SearchService) -> FastAPI:
     options = service.options
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        service.close()  # the model thread stops with the server
+
     app = FastAPI(
         title="bgbias search",
         description="Search a catalogue by photo, optionally removing the query's background "
@@ -122,6 +129,7 @@ def create_app(service: SearchService) -> FastAPI:
         version=__version__,
         docs_url=None,  # Swagger UI and ReDoc load from a CDN: broken offline (see above)
         redoc_url=None,
+        lifespan=lifespan,
     )
     app.add_middleware(UploadLimit, max_bytes=options.max_upload_bytes)
 
