@@ -59,7 +59,14 @@ def register(subparsers) -> None:
         "never waits)",
     )
     parser.add_argument(
-        "--max-batch", type=int_at_least(1), default=16, help="most queries in one forward pass"
+        "--max-batch", type=int_at_least(1), default=16, help="most queries in one batch"
+    )
+    parser.add_argument(
+        "--forward-batch",
+        type=int_at_least(1),
+        default=4,
+        help="most images in one forward pass of the embedding model (a batch of queries "
+        "takes as many passes as it needs)",
     )
     add_device(parser)
     parser.set_defaults(func=run)
@@ -77,6 +84,7 @@ def run(args) -> int:
         device=args.device,
         batch_window_ms=args.batch_window_ms,
         max_batch=args.max_batch,
+        forward_batch=args.forward_batch,
     )
     from ..search.server import serve  # needs the serve extra: a clear error if missing
 

@@ -50,6 +50,17 @@ class MicroBatcher:
         self._changed = threading.Condition()
         self._thread: threading.Thread | None = None
 
+    @property
+    def queued(self) -> int:
+        """Jobs waiting for the worker (not counting the batch it runs)."""
+        with self._changed:
+            return len(self._jobs)
+
+    @property
+    def running(self) -> bool:
+        """Whether the worker thread is alive."""
+        return self._thread is not None and self._thread.is_alive()
+
     @contextlib.contextmanager
     def arriving(self) -> Iterator[None]:
         """Announces a request that will submit soon (it is decoding): a batch forming now

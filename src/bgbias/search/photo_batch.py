@@ -1,7 +1,8 @@
 """A batch of photo queries, answered on the server's model thread: the photos whose
 background is to be removed go through the mask model together, every query's images through
-the embedding model in one forward pass, and the queries sharing a fusion rule and depth
-through one vector-store search (:mod:`bgbias.search.batching` forms the batches).
+the embedding model in as few forward passes as the pass size allows, and the queries sharing
+a fusion rule and depth through one vector-store search (:mod:`bgbias.search.batching` forms
+the batches).
 """
 
 from __future__ import annotations
@@ -43,10 +44,15 @@ class PhotoAnswer:
 
 
 def answer_photos(
-    index: SearchIndex, embedder, remover: BackgroundRemover | None, queries: list[PhotoQuery]
+    index: SearchIndex,
+    embedder,
+    remover: BackgroundRemover | None,
+    forward_batch: int,
+    queries: list[PhotoQuery],
 ) -> list[PhotoAnswer]:
     """A batch of photo queries, on the model thread: one mask-model call for those that
-    need their background removed, one forward pass, one search per (fusion, depth)."""
+    need their background removed, forward passes of up to ``forward_batch`` images, one
+    search per (fusion, depth)."""
     recipe = embedder.recipe
     started = time.perf_counter()
     needing = [q for q in queries if q.remove_background or q.rule.needs_foreground]
@@ -66,7 +72,8 @@ def answer_photos(
         rows.append({field: len(images) + n for n, field in enumerate(inputs)})
         images += [model_input(p, recipe.normalization) for p in inputs.values()]
     with torch.inference_mode():
-        embeddings = embedder(torch.stack(images).to(embedder.device))
+        passes = torch.stack(images).split(forward_batch)
+        embeddings = torch.cat([embedder(part.to(embedder.device)) for part in passes])
     embedded = time.perf_counter()
     found: list[tuple[np.ndarray, np.ndarray]] = [None] * len(queries)  # type: ignore[list-item]
     groups: dict[tuple[Fusion, int], list[int]] = {}

@@ -13,6 +13,7 @@ read; bodies without one are refused too. Needs ``pip install 'bgbias[serve]'``.
 
 # no `from __future__ import annotations`: FastAPI reads the routes' annotations at runtime,
 # and they refer to local variables of create_app
+import asyncio
 import contextlib
 import errno
 import functools
@@ -31,6 +32,7 @@ from .service import SearchService, ServeOptions, ServiceError
 
 try:
     from fastapi import FastAPI, File, Form, Query, Request, UploadFile
+    from fastapi.concurrency import run_in_threadpool
     from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
     from pydantic import BaseModel, Field
 except ImportError as exc:
@@ -147,7 +149,7 @@ def create_app(service: SearchService) -> FastAPI:
         return service.health()
 
     @app.post("/search", response_model=SearchResponse, responses=ERRORS)
-    def search(
+    async def search(
         image: Annotated[UploadFile | None, File(description="the query photo")] = None,
         item: Annotated[str | None, Form(description="or: a catalogue item's id")] = None,
         k: Annotated[int, Query(ge=1, le=options.max_k, description="how many results")] = 10,
@@ -168,11 +170,19 @@ def create_app(service: SearchService) -> FastAPI:
     ) -> dict:
         """The ``k`` catalogue items most similar to the photo (or item), best first; what the
         scores are is in ``query.score`` (cosine similarity unless fused)."""
+        # async: the photo decodes on a worker thread and the batch runs on the model thread;
+        # this waits for both without holding a thread (each hand-over costs a wake-up)
         if (image is None) == (item is None):
             raise ServiceError("send either a photo (multipart field 'image') or an 'item' id")
         if item is not None:
-            return service.search_item(item, index, k, remove_background, fusion, exclude_self)
-        return service.search_photo(image.file.read(), index, k, remove_background, fusion)
+            return await run_in_threadpool(
+                service.search_item, item, index, k, remove_background, fusion, exclude_self
+            )
+        data = await image.read()
+        pending = await run_in_threadpool(
+            service.submit_photo, data, index, k, remove_background, fusion
+        )
+        return service.photo_response(pending, await asyncio.wrap_future(pending.answer))
 
     @app.get("/items", response_model=ItemsResponse, responses=ERRORS)
     def items(

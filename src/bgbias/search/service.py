@@ -14,6 +14,7 @@ import logging
 import os
 import threading
 import time
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -34,7 +35,7 @@ from .images import (
     view_pixels,
 )
 from .index import SearchIndex
-from .photo_batch import PhotoQuery, answer_photos
+from .photo_batch import PhotoAnswer, PhotoQuery, answer_photos
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,8 @@ class ServeOptions:
     """``workers``: photos decoded at once (bounds memory); ``max_upload_bytes``: the largest
     request body; ``max_pixels``: the largest photo. Concurrent queries are embedded together:
     a batch waits up to ``batch_window_ms`` for queries still decoding, and holds at most
-    ``max_batch`` of them (:mod:`bgbias.search.batching`)."""
+    ``max_batch`` of them (:mod:`bgbias.search.batching`), embedded in forward passes of up
+    to ``forward_batch`` images (larger passes ran slower per image on a 2-core CPU)."""
 
     mask_model: str = "u2netp"
     fill: str = "mean"
@@ -67,6 +69,7 @@ class ServeOptions:
     device: str = "auto"
     batch_window_ms: float = 5.0
     max_batch: int = 16
+    forward_batch: int = 4
 
 
 @dataclass
@@ -75,6 +78,18 @@ class Searcher:
     name: str
     index: SearchIndex
     embedder: Any  # bgbias.adapters.Embedder
+
+
+@dataclass(frozen=True)
+class PendingPhoto:
+    """A photo query decoded and queued for the model thread (``answer``: its future)."""
+
+    searcher: Searcher
+    query: PhotoQuery
+    k: int
+    started: float
+    decoded: float
+    answer: Future
 
 
 class SearchService:
@@ -213,35 +228,58 @@ class SearchService:
         full vectors and background-removed against their foreground vectors. Decoded on the
         calling thread; masked, embedded and searched on the model thread, in one batch with
         the queries that arrive with it."""
+        pending = self.submit_photo(data, index, k, remove_background, fusion)
+        return self.photo_response(pending, pending.answer.result())
+
+    def submit_photo(
+        self,
+        data: bytes,
+        index: str | None = None,
+        k: int = 10,
+        remove_background: bool = False,
+        fusion: str = "full",
+    ) -> PendingPhoto:
+        """:meth:`search_photo` up to the model thread: decodes ``data`` here and queues it;
+        :meth:`photo_response` makes the answer (``pending.answer``'s result) the response."""
         searcher = self.searcher(index)
         rule = self._fusion(searcher, fusion)
         if (remove_background or rule.needs_foreground) and self.remover is None:
             raise Unavailable(f"background removal is unavailable: {self.removal_problem}")
         recipe = searcher.embedder.recipe
         started = time.perf_counter()
-        with self.batcher.arriving(), self.slots:
-            photo = open_photo(data, self.options.max_pixels, draft_size=recipe.resize)
-            view = model_view(photo, recipe)
-            pixels = view_pixels(view)
-        decoded = time.perf_counter()
-        query = PhotoQuery(view, pixels, remove_background, rule, min(k, len(searcher.index)))
-        run = functools.partial(answer_photos, searcher.index, searcher.embedder, self.remover)
-        answer = self.batcher.submit(("photos", searcher.slot), run, query).result()
+        with self.batcher.arriving():
+            with self.slots:
+                photo = open_photo(data, self.options.max_pixels, draft_size=recipe.resize)
+                view = model_view(photo, recipe)
+                pixels = view_pixels(view)
+            query = PhotoQuery(view, pixels, remove_background, rule, min(k, len(searcher.index)))
+            run = functools.partial(
+                answer_photos,
+                searcher.index,
+                searcher.embedder,
+                self.remover,
+                self.options.forward_batch,
+            )
+            answer = self.batcher.submit(("photos", searcher.slot), run, query)
+        return PendingPhoto(searcher, query, k, started, time.perf_counter(), answer)
+
+    def photo_response(self, pending: PendingPhoto, answer: PhotoAnswer) -> dict[str, Any]:
+        searcher, query = pending.searcher, pending.query
         answered = time.perf_counter()
-        results = self._results(searcher, answer.scores, answer.positions, k)
+        results = self._results(searcher, answer.scores, answer.positions, pending.k)
         # without removal the model saw the view itself: no round trip through float pixels
         removed = answer.removed
-        seen = jpeg_bytes(pixels_image(removed) if removed is not None else view)
-        timings = {"decode": decoded - started} | answer.seconds
-        timings["queue"] = answered - decoded - sum(answer.seconds.values())
-        timings["total"] = time.perf_counter() - started
+        seen = jpeg_bytes(pixels_image(removed) if removed is not None else query.view)
+        timings = {"decode": pending.decoded - pending.started} | answer.seconds
+        timings["queue"] = answered - pending.decoded - sum(answer.seconds.values())
+        timings["total"] = time.perf_counter() - pending.started
         return {
             "index": searcher.name,
             "results": results,
             "query": {
-                "remove_background": remove_background,
-                "fusion": rule.name,
-                "score": score_meaning(rule),
+                "remove_background": query.remove_background,
+                "fusion": query.rule.name,
+                "score": score_meaning(query.rule),
                 "image": "data:image/jpeg;base64," + base64.b64encode(seen).decode(),
             },
             "timings_ms": {k: round(1000 * v, 2) for k, v in timings.items()},
