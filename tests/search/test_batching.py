@@ -84,6 +84,18 @@ def test_a_failing_call_fails_its_own_jobs_and_the_worker_keeps_going():
     assert batcher.submit("good", doubled(calls), 5).result(timeout=10) == 10
 
 
+def test_a_job_cancelled_while_queued_is_dropped_and_its_batch_answered():
+    batcher = MicroBatcher(window_s=0)
+    gate, calls = held(batcher), []
+    gone = batcher.submit("x", doubled(calls), 1)
+    kept = batcher.submit("x", doubled(calls), 2)
+    assert gone.cancel()  # the client went away
+    gate.set()
+    assert kept.result(timeout=10) == 4
+    assert calls == [[2]]
+    assert batcher.submit("x", doubled(calls), 3).result(timeout=10) == 6
+
+
 def test_close_answers_what_is_queued_then_stops_the_thread_and_a_new_job_restarts_it():
     batcher = MicroBatcher(window_s=0)
     gate, calls = held(batcher), []

@@ -115,7 +115,10 @@ class MicroBatcher:
         while batch := self._next_batch():
             groups: dict[Hashable, list[_Job]] = {}
             for job in batch:
-                groups.setdefault(job.key, []).append(job)
+                # a job whose request went away (its future cancelled) is dropped; the others
+                # can no longer be cancelled, so setting their results cannot fail
+                if job.future.set_running_or_notify_cancel():
+                    groups.setdefault(job.key, []).append(job)
             for jobs in groups.values():
                 _run_group(jobs)
 
