@@ -331,7 +331,8 @@ def main() -> None:
                         f"p50 {p50:.1f} ms, p95 {p95:.1f} ms"
                     )
                     tag = f"{'removal' if remove else 'plain'}, {clients} client(s)"
-                    print(f"ratio: p50 / limit ({tag}) {p50 / limit:.2f}{TARGETS[clients]}")
+                    target = "" if remove else TARGETS[clients]
+                    print(f"ratio: p50 / limit ({tag}) {p50 / limit:.2f}{target}")
             bench_burst(url, server.pid, photos, remover is not None, args.burst)
         finally:
             server.terminate()
