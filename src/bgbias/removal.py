@@ -85,7 +85,8 @@ class BackgroundRemover:
 
     def remove_each(self, images: list[Image.Image], recipe: Recipe) -> list[np.ndarray]:
         """RGB images (any sizes) -> (H, W, 3) float32 pixels 0-255 each, background filled;
-        one mask-model call for all (a server's concurrent queries)."""
+        one mask-model call for all (a server's concurrent queries; the engine batches them
+        as its batch size for the device allows)."""
         fill = self.fill_color(recipe).flatten().numpy().astype(np.float32) * 255.0
         removed = []
         for image, mask in zip(images, self.predict_masks(images), strict=True):
@@ -95,18 +96,13 @@ class BackgroundRemover:
 
 
 def load_remover(
-    mask_model: str,
-    fill: str = "mean",
-    device: str = "cpu",
-    threads: int | None = None,
-    batch_size: int | None = None,
+    mask_model: str, fill: str = "mean", device: str = "cpu", threads: int | None = None
 ) -> BackgroundRemover:
-    """A remover with mask model ``mask_model`` (a name in ``bgbias list mask-models``);
-    ``batch_size``: images per mask-model call (None: the engine's default for the device)."""
+    """A remover with mask model ``mask_model`` (a name in ``bgbias list mask-models``)."""
     from .masks.predictors import build_predictor
 
     FILLS.get(fill)  # an unknown fill fails before the model loads
-    predictor = build_predictor(mask_model, "auto", device, batch_size=batch_size, threads=threads)
+    predictor = build_predictor(mask_model, "auto", device, batch_size=None, threads=threads)
     return BackgroundRemover(predictor, mask_model, fill)
 
 
