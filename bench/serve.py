@@ -310,22 +310,31 @@ def main() -> None:
         index = grow_index(small, tmp / "served", args.items)
         photos, source = query_photos(args.queries)
         print(f"\n== queries: {source}; index {len(index)} x {index.dim}, flat, k={K} ==")
-        limits = {False: in_thread(lambda: bench_limit(embedder, index, photos, None))}
-        if remover is not None:
-            limits[True] = in_thread(lambda: bench_limit(embedder, index, photos, remover))
         port = free_port()
         server = start_server(tmp / "served", port, shlex.split(args.serve_args))
         url = f"http://127.0.0.1:{port}"
         try:
-            for remove, limit in limits.items():
+            for remove in (False, True) if remover is not None else (False,):
+                mask = remover if remove else None
+                # the limit is measured before and after the clients' runs (the server idle),
+                # and the ratios use the mean: a load change during the run moves both sides
+                first = in_thread(lambda mask=mask: bench_limit(embedder, index, photos, mask))
+                runs = {}
+                for clients in (1, 8):
+                    per_client = max(2, args.requests // clients)
+                    runs[clients] = (
+                        per_client,
+                        percentiles(bench_latency(url, photos, clients, per_client, remove)),
+                    )
+                last = in_thread(lambda mask=mask: bench_limit(embedder, index, photos, mask))
+                limit = (first + last) / 2
                 what = "with background removal (u2netp)" if remove else "no background removal"
                 print(
                     f"limit, {what}: model forward{' + mask model' if remove else ''} + faiss "
-                    f"search = {limit:.1f} ms (median)"
+                    f"search = {limit:.1f} ms (median; {first:.1f} before the clients, "
+                    f"{last:.1f} after)"
                 )
-                for clients in (1, 8):
-                    per_client = max(2, args.requests // clients)
-                    p50, p95 = percentiles(bench_latency(url, photos, clients, per_client, remove))
+                for clients, (per_client, (p50, p95)) in runs.items():
                     print(
                         f"  {clients} client(s), {clients * per_client} requests: "
                         f"p50 {p50:.1f} ms, p95 {p95:.1f} ms"
