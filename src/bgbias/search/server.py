@@ -237,7 +237,9 @@ def serve(
 def _listen(host: str, port: int) -> socket.socket:
     """The server's socket, bound as uvicorn binds it; a refusal is one line naming it."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    listening = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not the default 0: asyncio sets TCP_NODELAY only on TCP-proto sockets, and
+    # without it Nagle held each keep-alive response's body for the client's delayed ACK (40 ms)
+    listening = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         listening.bind((host, port))
