@@ -50,6 +50,8 @@ BAD_OPTIONS = [
     (["index", "m.ckpt", "CAT", "--out", "I", "--chunk-size", "0"], "--chunk-size: must be >="),
     (["serve", "I", "--port", "70000"], "--port: must be <= 65535, got 70000"),
     (["serve", "I", "--max-upload-mb", "0"], "--max-upload-mb: must be > 0"),
+    (["serve", "I", "--max-batch", "0"], "--max-batch: must be >= 1, got 0"),
+    (["serve", "I", "--batch-window-ms", "-5"], "--batch-window-ms: must be >= 0, got -5.0"),
     (["reproduce", "cub200/*/*", "--launcher", "pbs"], "--launcher: invalid choice: 'pbs'"),
     (["reproduce", "cub200/*/*", "--repeats", "-1"], "--repeats: must be >= "),
     (["backgrounds", "fetch", "imagenet"], "invalid choice: 'imagenet'"),

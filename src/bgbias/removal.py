@@ -81,11 +81,18 @@ class BackgroundRemover:
     def remove(self, image: Image.Image, recipe: Recipe) -> np.ndarray:
         """One RGB image -> (H, W, 3) float32 pixels 0-255, background filled (numpy: for one
         image, cheaper than torch's thread pool)."""
-        (mask,) = self.predict_masks([image])
-        alpha = np.asarray(mask, dtype=np.float32)[..., None] / 255.0
+        return self.remove_each([image], recipe)[0]
+
+    def remove_each(self, images: list[Image.Image], recipe: Recipe) -> list[np.ndarray]:
+        """RGB images (any sizes) -> (H, W, 3) float32 pixels 0-255 each, background filled;
+        one mask-model call for all (a server's concurrent queries; the engine batches them
+        as its batch size for the device allows)."""
         fill = self.fill_color(recipe).flatten().numpy().astype(np.float32) * 255.0
-        pixels = np.asarray(image, dtype=np.float32)
-        return pixels * alpha + fill * (1.0 - alpha)
+        removed = []
+        for image, mask in zip(images, self.predict_masks(images), strict=True):
+            alpha = np.asarray(mask, dtype=np.float32)[..., None] / 255.0
+            removed.append(np.asarray(image, dtype=np.float32) * alpha + fill * (1.0 - alpha))
+        return removed
 
 
 def load_remover(

@@ -74,3 +74,33 @@ def test_a_port_in_use_is_one_line_before_serving_is_announced(built_index, caps
         f"bgbias: error: 127.0.0.1:{port}: address already in use"
     )
     assert "serving" not in err and "Traceback" not in err
+
+
+def test_served_connections_send_small_writes_at_once():
+    """TCP_NODELAY on the connections uvicorn accepts from the server's socket: with Nagle's
+    algorithm a keep-alive response's body waited for the client's delayed ACK of its
+    headers."""
+    import asyncio
+
+    from bgbias.search.server import _listen
+
+    listening = _listen("127.0.0.1", 0)
+
+    async def accepted_nodelay() -> int:
+        loop = asyncio.get_running_loop()
+        accepted = loop.create_future()
+
+        class Accept(asyncio.Protocol):
+            def connection_made(self, transport):
+                accepted.set_result(transport.get_extra_info("socket"))
+
+        server = await loop.create_server(Accept, sock=listening)
+        reader, writer = await asyncio.open_connection(*listening.getsockname())
+        connection = await asyncio.wait_for(accepted, 30)
+        nodelay = connection.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        writer.close()
+        server.close()
+        await server.wait_closed()
+        return nodelay
+
+    assert asyncio.run(accepted_nodelay()) != 0

@@ -9,6 +9,7 @@ from ._common import (
     add_device,
     add_fill,
     int_at_least,
+    non_negative_number,
     positive_number,
 )
 
@@ -48,7 +49,24 @@ def register(subparsers) -> None:
         "--max-megapixels", type=positive_number, default=50.0, help="largest photo in megapixels"
     )
     parser.add_argument(
-        "--workers", type=int_at_least(1), default=2, help="queries decoded and embedded at once"
+        "--workers", type=int_at_least(1), default=2, help="uploads decoded at once"
+    )
+    parser.add_argument(
+        "--batch-window-ms",
+        type=non_negative_number,
+        default=5.0,
+        help="how long a batch of queries waits for others still decoding (a lone query "
+        "never waits)",
+    )
+    parser.add_argument(
+        "--max-batch", type=int_at_least(1), default=16, help="most queries in one batch"
+    )
+    parser.add_argument(
+        "--forward-batch",
+        type=int_at_least(1),
+        default=4,
+        help="most images in one forward pass of the embedding model (a batch of queries "
+        "takes as many passes as it needs)",
     )
     add_device(parser)
     parser.set_defaults(func=run)
@@ -64,6 +82,9 @@ def run(args) -> int:
         max_pixels=int(args.max_megapixels * 1e6),
         workers=args.workers,
         device=args.device,
+        batch_window_ms=args.batch_window_ms,
+        max_batch=args.max_batch,
+        forward_batch=args.forward_batch,
     )
     from ..search.server import serve  # needs the serve extra: a clear error if missing
 

@@ -13,6 +13,8 @@ read; bodies without one are refused too. Needs ``pip install 'bgbias[serve]'``.
 
 # no `from __future__ import annotations`: FastAPI reads the routes' annotations at runtime,
 # and they refer to local variables of create_app
+import asyncio
+import contextlib
 import errno
 import functools
 import json
@@ -30,6 +32,7 @@ from .service import SearchService, ServeOptions, ServiceError
 
 try:
     from fastapi import FastAPI, File, Form, Query, Request, UploadFile
+    from fastapi.concurrency import run_in_threadpool
     from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
     from pydantic import BaseModel, Field
 except ImportError as exc:
@@ -115,6 +118,12 @@ def page_html() -> str:
 
 def create_app(service: SearchService) -> FastAPI:
     options = service.options
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        service.close()  # the model thread stops with the server
+
     app = FastAPI(
         title="bgbias search",
         description="Search a catalogue by photo, optionally removing the query's background "
@@ -122,6 +131,7 @@ def create_app(service: SearchService) -> FastAPI:
         version=__version__,
         docs_url=None,  # Swagger UI and ReDoc load from a CDN: broken offline (see above)
         redoc_url=None,
+        lifespan=lifespan,
     )
     app.add_middleware(UploadLimit, max_bytes=options.max_upload_bytes)
 
@@ -139,7 +149,7 @@ def create_app(service: SearchService) -> FastAPI:
         return service.health()
 
     @app.post("/search", response_model=SearchResponse, responses=ERRORS)
-    def search(
+    async def search(
         image: Annotated[UploadFile | None, File(description="the query photo")] = None,
         item: Annotated[str | None, Form(description="or: a catalogue item's id")] = None,
         k: Annotated[int, Query(ge=1, le=options.max_k, description="how many results")] = 10,
@@ -160,11 +170,19 @@ def create_app(service: SearchService) -> FastAPI:
     ) -> dict:
         """The ``k`` catalogue items most similar to the photo (or item), best first; what the
         scores are is in ``query.score`` (cosine similarity unless fused)."""
+        # async: the photo decodes on a worker thread and the batch runs on the model thread;
+        # this waits for both without holding a thread (each hand-over costs a wake-up)
         if (image is None) == (item is None):
             raise ServiceError("send either a photo (multipart field 'image') or an 'item' id")
         if item is not None:
-            return service.search_item(item, index, k, remove_background, fusion, exclude_self)
-        return service.search_photo(image.file.read(), index, k, remove_background, fusion)
+            return await run_in_threadpool(
+                service.search_item, item, index, k, remove_background, fusion, exclude_self
+            )
+        data = await image.read()
+        pending = await run_in_threadpool(
+            service.submit_photo, data, index, k, remove_background, fusion
+        )
+        return service.photo_response(pending, await asyncio.wrap_future(pending.answer))
 
     @app.get("/items", response_model=ItemsResponse, responses=ERRORS)
     def items(
@@ -219,7 +237,9 @@ def serve(
 def _listen(host: str, port: int) -> socket.socket:
     """The server's socket, bound as uvicorn binds it; a refusal is one line naming it."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    listening = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not the default 0: asyncio sets TCP_NODELAY only on TCP-proto sockets, and
+    # without it Nagle held each keep-alive response's body for the client's delayed ACK (40 ms)
+    listening = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         listening.bind((host, port))

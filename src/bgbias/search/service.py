@@ -9,31 +9,33 @@ carrying the HTTP status to answer with.
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import torch
+import numpy as np
 
 from .. import __version__
 from ..devices import resolve_device
 from ..errors import BgbiasError, ConfigError
 from ..removal import BackgroundRemover, load_remover
+from .batching import MicroBatcher
 from .fusion import Fusion, parse_fusion
 from .images import (
     DEFAULT_MAX_PIXELS,
     jpeg_bytes,
-    model_input,
     model_view,
     open_photo,
     pixels_image,
     view_pixels,
 )
 from .index import SearchIndex
+from .photo_batch import PhotoAnswer, PhotoQuery, answer_photos
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +54,11 @@ class Unavailable(ServiceError):
 
 @dataclass(frozen=True)
 class ServeOptions:
-    """``workers``: queries decoded and embedded at once (bounds memory and CPU contention);
-    ``max_upload_bytes``: the largest request body; ``max_pixels``: the largest photo."""
+    """``workers``: photos decoded at once (bounds memory); ``max_upload_bytes``: the largest
+    request body; ``max_pixels``: the largest photo. Concurrent queries are embedded together:
+    a batch waits up to ``batch_window_ms`` for queries still decoding, and holds at most
+    ``max_batch`` of them (:mod:`bgbias.search.batching`), embedded in forward passes of up
+    to ``forward_batch`` images (larger passes ran slower per image on a 2-core CPU)."""
 
     mask_model: str = "u2netp"
     fill: str = "mean"
@@ -62,6 +67,9 @@ class ServeOptions:
     max_k: int = 100
     workers: int = 2
     device: str = "auto"
+    batch_window_ms: float = 5.0
+    max_batch: int = 16
+    forward_batch: int = 4
 
 
 @dataclass
@@ -70,6 +78,18 @@ class Searcher:
     name: str
     index: SearchIndex
     embedder: Any  # bgbias.adapters.Embedder
+
+
+@dataclass(frozen=True)
+class PendingPhoto:
+    """A photo query decoded and queued for the model thread (``answer``: its future)."""
+
+    searcher: Searcher
+    query: PhotoQuery
+    k: int
+    started: float
+    decoded: float
+    answer: Future
 
 
 class SearchService:
@@ -98,18 +118,25 @@ class SearchService:
         self.remover = remover
         if remover is None:
             try:
+                # the engine's batch size for the device: on the CPU one image a pass, since
+                # onnxruntime's arena kept a batch of 8's activations (server RSS 1.3 -> 4.2 GB)
                 self.remover = load_remover(options.mask_model, options.fill, str(device))
             except BgbiasError as exc:
                 self.removal_problem = str(exc)
                 log.warning("background removal is off: %s", exc)
         self.slots = threading.BoundedSemaphore(options.workers)
-        # every forward pass on one thread: torch keeps one warm OpenMP team per calling
-        # thread, and passes from the web server's many worker threads ran ~15% slower
-        self.inference = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bgbias-model")
+        # every model call and photo search on one thread, in batches: torch keeps one warm
+        # OpenMP team per calling thread, and concurrent passes on a few cores only contend
+        self.batcher = MicroBatcher(options.batch_window_ms / 1000, options.max_batch)
 
     @classmethod
     def open(cls, paths: list[str | os.PathLike], options: ServeOptions | None = None):
         return cls([SearchIndex.load(p) for p in paths], options)
+
+    def close(self) -> None:
+        """Answers the queued queries, then stops the model thread (a later query starts it
+        again)."""
+        self.batcher.close()
 
     def searcher(self, name: str | None) -> Searcher:
         if name is None:
@@ -171,17 +198,20 @@ class SearchService:
         started = time.perf_counter()
         wanted = k + 1 if exclude >= 0 else k
         scores, positions = searcher.index.search(queries, min(wanted, len(searcher.index)), fusion)
+        results = self._results(searcher, scores[0], positions[0], k, exclude)
+        return results, time.perf_counter() - started
+
+    def _results(
+        self, searcher: Searcher, scores: np.ndarray, positions: np.ndarray, k: int, exclude=-1
+    ) -> list[dict]:
+        """One query's (k',) scores and positions -> its top ``k`` results, without -1 (none
+        found) and the item at position ``exclude``."""
         results = [
             self._result(searcher, s, p)
-            for s, p in zip(scores[0].tolist(), positions[0].tolist(), strict=True)
+            for s, p in zip(scores.tolist(), positions.tolist(), strict=True)
             if p >= 0 and p != exclude
         ]
-        return results[:k], time.perf_counter() - started
-
-    @staticmethod
-    @torch.inference_mode()
-    def _embed(embedder, images: torch.Tensor) -> torch.Tensor:
-        return embedder(images.to(embedder.device))
+        return results[:k]
 
     def search_photo(
         self,
@@ -195,46 +225,61 @@ class SearchService:
 
         ``fusion`` (:mod:`bgbias.search.fusion`): other than ``full``, the photo is embedded
         twice, as it is (or background-removed, with ``remove_background``) against the items'
-        full vectors and background-removed against their foreground vectors."""
+        full vectors and background-removed against their foreground vectors. Decoded on the
+        calling thread; masked, embedded and searched on the model thread, in one batch with
+        the queries that arrive with it."""
+        pending = self.submit_photo(data, index, k, remove_background, fusion)
+        return self.photo_response(pending, pending.answer.result())
+
+    def submit_photo(
+        self,
+        data: bytes,
+        index: str | None = None,
+        k: int = 10,
+        remove_background: bool = False,
+        fusion: str = "full",
+    ) -> PendingPhoto:
+        """:meth:`search_photo` up to the model thread: decodes ``data`` here and queues it;
+        :meth:`photo_response` makes the answer (``pending.answer``'s result) the response."""
         searcher = self.searcher(index)
         rule = self._fusion(searcher, fusion)
         if (remove_background or rule.needs_foreground) and self.remover is None:
             raise Unavailable(f"background removal is unavailable: {self.removal_problem}")
         recipe = searcher.embedder.recipe
-        timings: dict[str, float] = {}
-        with self.slots:
-            started = time.perf_counter()
-            photo = open_photo(data, self.options.max_pixels, draft_size=recipe.resize)
-            view = model_view(photo, recipe)
-            pixels = view_pixels(view)
-            decoded = time.perf_counter()
-            timings["decode"] = decoded - started
-            removed = None
-            if remove_background or rule.needs_foreground:
-                removed = self.remover.remove(view, recipe)
-            masked = time.perf_counter()
-            timings["mask"] = masked - decoded
-            inputs = {}
-            if "full" in rule.fields:
-                inputs["full"] = removed if remove_background else pixels
-            if rule.needs_foreground:
-                inputs["foreground"] = removed
-            fields = list(inputs)
-            images = torch.stack([model_input(inputs[f], recipe.normalization) for f in fields])
-            embedding = self.inference.submit(self._embed, searcher.embedder, images).result()
-            queries = {f: embedding[n : n + 1] for n, f in enumerate(fields)}
-            timings["embed"] = time.perf_counter() - masked
-            results, timings["search"] = self._answer(searcher, queries, k, rule)
+        started = time.perf_counter()
+        with self.batcher.arriving():
+            with self.slots:
+                photo = open_photo(data, self.options.max_pixels, draft_size=recipe.resize)
+                view = model_view(photo, recipe)
+                pixels = view_pixels(view)
+            query = PhotoQuery(view, pixels, remove_background, rule, min(k, len(searcher.index)))
+            run = functools.partial(
+                answer_photos,
+                searcher.index,
+                searcher.embedder,
+                self.remover,
+                self.options.forward_batch,
+            )
+            answer = self.batcher.submit(("photos", searcher.slot), run, query)
+        return PendingPhoto(searcher, query, k, started, time.perf_counter(), answer)
+
+    def photo_response(self, pending: PendingPhoto, answer: PhotoAnswer) -> dict[str, Any]:
+        searcher, query = pending.searcher, pending.query
+        answered = time.perf_counter()
+        results = self._results(searcher, answer.scores, answer.positions, pending.k)
         # without removal the model saw the view itself: no round trip through float pixels
-        seen = jpeg_bytes(pixels_image(removed) if removed is not None else view)
-        timings["total"] = time.perf_counter() - started
+        removed = answer.removed
+        seen = jpeg_bytes(pixels_image(removed) if removed is not None else query.view)
+        timings = {"decode": pending.decoded - pending.started} | answer.seconds
+        timings["queue"] = answered - pending.decoded - sum(answer.seconds.values())
+        timings["total"] = time.perf_counter() - pending.started
         return {
             "index": searcher.name,
             "results": results,
             "query": {
-                "remove_background": remove_background,
-                "fusion": rule.name,
-                "score": score_meaning(rule),
+                "remove_background": query.remove_background,
+                "fusion": query.rule.name,
+                "score": score_meaning(query.rule),
                 "image": "data:image/jpeg;base64," + base64.b64encode(seen).decode(),
             },
             "timings_ms": {k: round(1000 * v, 2) for k, v in timings.items()},
