@@ -3,7 +3,7 @@
 
 from .launchers import LAUNCHERS, Batch, Launched, Launcher, launch
 from .options import LaunchOptions, SlurmOptions
-from .shards import ShardedRun, launch_shards
+from .shards import ShardedRun, launch_shards, shard_settings
 
 __all__ = [
     "LAUNCHERS",
@@ -15,4 +15,5 @@ __all__ = [
     "SlurmOptions",
     "launch",
     "launch_shards",
+    "shard_settings",
 ]

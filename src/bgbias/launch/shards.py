@@ -32,6 +32,15 @@ class ShardedRun:
         return (self.result.jobs if self.result else None) or []
 
 
+def shard_settings(settings: dict[str, Any], env: dict[str, str] | None) -> dict[str, Any]:
+    """``settings`` for one shard's job: on the GPU a local launcher gave it (``env``'s
+    CUDA_VISIBLE_DEVICES) unless the settings name a device of their own."""
+    gpu = (env or {}).get("CUDA_VISIBLE_DEVICES")
+    if gpu is not None and settings.get("device", "auto") in ("auto", "cuda"):
+        return settings | {"device": f"cuda:{gpu}"}
+    return settings
+
+
 def launch_shards(
     name: str,
     function: Callable[[int, dict[str, str] | None], Any],
@@ -40,7 +49,6 @@ def launch_shards(
     folder: Path,
     launcher: str = "local",
     options: LaunchOptions | None = None,
-    gpus: int = 1,
 ) -> ShardedRun:
     """Launch ``function(k, env)`` for every shard ``k`` of ``range(shards)`` that is not
     ``finished(k)``: locally, or as one SLURM job array (``folder``: submitit's scripts and
@@ -52,5 +60,5 @@ def launch_shards(
     if not todo:
         return ShardedRun(shards, done, [])
     log.info("%s: %d of %d shard(s) to run, %d finished", name, len(todo), shards, len(done))
-    batch = Batch(name=name, function=function, arguments=todo, folder=folder, gpus=gpus)
+    batch = Batch(name=name, function=function, arguments=todo, folder=folder)
     return ShardedRun(shards, done, todo, launch(batch, launcher, options))

@@ -14,32 +14,30 @@ from typing import Any
 
 from ..data.layout import mask_file
 from ..io import ensure_writable_dir
-from ..launch import LaunchOptions, ShardedRun, launch_shards
+from ..launch import LaunchOptions, ShardedRun, launch_shards, shard_settings
 from .generate import claim_for_model, generate_masks, list_images
 from .predictors import PREDICTORS
 
 JOB_NAME = "bgbias-masks"
 
 
-def mask_shard_finished(images_dir: Path, masks_dir: Path, shard: int, shards: int) -> bool:
-    """Whether shard ``shard`` of ``shards`` ran to its end with every mask written."""
+def mask_shard_finished(masks_dir: Path, files: list, shard: int, shards: int) -> bool:
+    """Whether shard ``shard`` of ``shards`` of ``files`` (every image, as ``list_images``
+    gives them) ran to its end with every mask written."""
     report = masks_dir / f"masks-report-{shard}of{shards}.json"
     try:
         if json.loads(report.read_text()).get("failed") != 0:
             return False
     except (OSError, ValueError):
         return False
-    files = list_images(images_dir, masks_dir)[shard::shards]
-    return all(mask_file(masks_dir, relative).is_file() for relative in files)
+    return all(mask_file(masks_dir, relative).is_file() for relative in files[shard::shards])
 
 
 def run_mask_shard(
     images_dir: str, masks_dir: str, shards: int, settings: dict[str, Any], shard: int, env=None
 ) -> dict[str, Any]:
     """One shard's job (a launcher task): ``env`` names the GPU a local launcher gave it."""
-    gpu = (env or {}).get("CUDA_VISIBLE_DEVICES")
-    if gpu is not None and settings.get("device", "auto") in ("auto", "cuda"):
-        settings = settings | {"device": f"cuda:{gpu}"}
+    settings = shard_settings(settings, env)
     report = generate_masks(images_dir, masks_dir, shard=(shard, shards), **settings)
     return report.to_dict()
 
@@ -58,7 +56,7 @@ def launch_mask_shards(
     ``MASKS/.submitit``). ``settings``: the other options of
     :func:`bgbias.masks.generate.generate_masks` (plain values: a job unpickles them)."""
     images_dir, masks_dir = Path(images_dir).resolve(), Path(masks_dir).resolve()
-    list_images(images_dir, masks_dir)  # a missing image folder fails here, not in every job
+    files = list_images(images_dir, masks_dir)  # a missing image folder fails here, not in jobs
     PREDICTORS.get(model)  # so does an unknown model, before the mask folder is touched
     ensure_writable_dir(masks_dir)
     claim_for_model(masks_dir, model)  # masks of another model fail now, not in the jobs
@@ -69,7 +67,7 @@ def launch_mask_shards(
         JOB_NAME,
         task,
         shards,
-        functools.partial(mask_shard_finished, images_dir, masks_dir, shards=shards),
+        functools.partial(mask_shard_finished, masks_dir, files, shards=shards),
         masks_dir / ".submitit",
         launcher,
         options,

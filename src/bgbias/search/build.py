@@ -38,6 +38,7 @@ from ..removal import BackgroundRemover, load_remover
 from .catalogue import CatalogueItem, read_catalogue
 from .chunks import (
     PLAN,
+    build_folder,
     check_shards,
     chunk_file,
     chunk_ranges,
@@ -216,7 +217,7 @@ def build_index(
 
 def _claim(embedder, cat, out, chunk_size, thumb_size, remover, spec) -> Path:
     """The build folder, holding this build's plan (an earlier plan's chunks removed)."""
-    work = out.parent / f".{out.name}.building"
+    work = build_folder(out)
     probe = model_probe(embedder)
     masking = {"mask_model": remover.name, "fill": remover.fill} if remover else None
     key = plan_key(embedder.describe(), cat.items, chunk_size, thumb_size, masking)

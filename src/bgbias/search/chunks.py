@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +25,12 @@ from .index import INDEX_FORMAT, PROBE_TOLERANCE, THUMBS
 
 log = logging.getLogger(__name__)
 PLAN = "plan.json"
+
+
+def build_folder(out: str | os.PathLike) -> Path:
+    """Where a build of the index at ``out`` keeps its plan and chunks until it is complete."""
+    out = Path(out)
+    return out.parent / f".{out.name}.building"
 
 
 def plan_key(

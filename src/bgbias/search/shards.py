@@ -14,9 +14,9 @@ from typing import Any
 
 from ..adapters import AdapterOptions
 from ..errors import OutputError
-from ..launch import LaunchOptions, ShardedRun, launch_shards
+from ..launch import LaunchOptions, ShardedRun, launch_shards, shard_settings
 from .build import build_index
-from .chunks import read_plan
+from .chunks import build_folder, read_plan
 from .index import options_from_json
 
 JOB_NAME = "bgbias-index"
@@ -32,16 +32,9 @@ class ShardedBuild:
     submitit: Path
 
 
-def build_folder(out: str | os.PathLike) -> Path:
-    out = Path(out)
-    return out.parent / f".{out.name}.building"
-
-
 def run_index_shard(settings: dict[str, Any], shard: int, env=None) -> dict[str, Any]:
     """One shard's job (a launcher task): ``env`` names the GPU a local launcher gave it."""
-    gpu = (env or {}).get("CUDA_VISIBLE_DEVICES")
-    if gpu is not None and settings.get("device", "auto") in ("auto", "cuda"):
-        settings = settings | {"device": f"cuda:{gpu}"}
+    settings = shard_settings(settings, env)
     return build_index(**settings, step="shard", shard=shard, progress=False)
 
 
