@@ -73,8 +73,12 @@ def _hnsw(embeddings: np.ndarray, max_memory: int | None, rerank: int = 0):
 def _ivfpq(embeddings: np.ndarray, max_memory: int | None, rerank: int = DEFAULT_RERANK):
     from .compressed import build_ivfpq
 
-    def measure(index, vectors, **kwargs):  # nprobe is tuned on the search that will serve
-        return recall_at_k(searchable(index, vectors, rerank), vectors, **kwargs)
+    exact: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # one exact search per sample size
+
+    def measure(index, vectors, sample: int = RECALL_SAMPLE):  # tuned on the serving search
+        if sample not in exact:
+            exact[sample] = exact_top_k(vectors, sample=sample)
+        return recall_at_k(searchable(index, vectors, rerank), vectors, exact=exact[sample])
 
     index, params = build_ivfpq(embeddings, max_memory, measure)
     return index, params | {"rerank": rerank}
@@ -105,20 +109,33 @@ for _entry in (
     INDEX_TYPES.register(_entry.name, _entry)
 
 
-def recall_at_k(index, embeddings: np.ndarray, k: int = RECALL_K, sample: int = RECALL_SAMPLE):
-    """Mean share of the exact top-``k`` that ``index`` also returns, over a seeded sample of the
-    indexed embeddings as queries."""
+def exact_top_k(
+    embeddings: np.ndarray, k: int = RECALL_K, sample: int = RECALL_SAMPLE
+) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded sample of the indexed ``embeddings`` (N, D) as queries (S, D), and their exact
+    top-``k`` positions (S, k): what :func:`recall_at_k` compares with."""
     import faiss
 
     rows = np.random.default_rng(0).permutation(len(embeddings))[:sample]
-    queries = embeddings[rows]
-    k = min(k, len(embeddings))
     exact = faiss.IndexFlatIP(embeddings.shape[1])
     exact.add(embeddings)
-    _, truth = exact.search(queries, k)
-    _, found = index.search(queries, k)
+    return embeddings[rows], exact.search(embeddings[rows], min(k, len(embeddings)))[1]
+
+
+def recall_at_k(
+    index,
+    embeddings: np.ndarray,
+    k: int = RECALL_K,
+    sample: int = RECALL_SAMPLE,
+    exact: tuple[np.ndarray, np.ndarray] | None = None,
+):
+    """Mean share of the exact top-``k`` that ``index`` also returns, over a seeded sample of the
+    indexed embeddings as queries; ``exact``: :func:`exact_top_k`'s result for these arguments,
+    when one index is measured several times (the exact search scans every item)."""
+    queries, truth = exact if exact is not None else exact_top_k(embeddings, k, sample)
+    _, found = index.search(queries, truth.shape[1])
     hits = [len(set(t) & set(f)) for t, f in zip(truth.tolist(), found.tolist(), strict=True)]
-    return float(np.mean(hits) / k), len(rows)
+    return float(np.mean(hits) / truth.shape[1]), len(queries)
 
 
 def _write(index, path: Path) -> None:
@@ -164,10 +181,13 @@ class FaissStore(VectorStore):
         for field, embeddings in vectors.items():
             index, params[field] = kind.build(embeddings, budget and budget // len(vectors), rerank)
             if not kind.exact:
-                value, sample = recall_at_k(searchable(index, embeddings, rerank), embeddings)
+                exact = exact_top_k(embeddings)
+                served = searchable(index, embeddings, rerank)
+                value, sample = recall_at_k(served, embeddings, exact=exact)
                 recall[field] = {"recall_at_10": round(value, 4), "queries": sample}
                 if rerank:  # what the codes alone find, for comparison
-                    recall[field]["without_rerank"] = round(recall_at_k(index, embeddings)[0], 4)
+                    codes = recall_at_k(index, embeddings, exact=exact)[0]
+                    recall[field]["without_rerank"] = round(codes, 4)
             _write(index, folder / FAISS_FILES[field])
             nbytes += (folder / FAISS_FILES[field]).stat().st_size
             if rerank:
